@@ -1,0 +1,483 @@
+"""The store: the only module that imports duckdb.
+
+One DuckDB file holds everything. DuckDB lets one *process* open a file at a time (a second process cannot open it at all,
+not even read-only), so xinstruct never keeps the file open longer than one unit of work:
+
+* every access is a short session, `with store.session() as tx:` — the file is opened when the first session of the
+  process starts and closed when the last one ends; sessions in several threads of one process share the open file;
+* opening retries with backoff while another process holds the lock, up to `busy_timeout` seconds (then `StoreBusy`);
+* a process that is waiting leaves a marker file (`<db>.wait.<pid>`); a holder that sees one stops admitting new sessions,
+  lets the running ones finish and closes, so a busy review app cannot starve a pipeline job (or the other way round).
+
+Writes go through `store.write(fn)`: `fn(tx)` runs in one transaction, retried on DuckDB's optimistic write conflicts
+("Conflict on update/tuple deletion"), so a unit of work is either fully recorded or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from .errors import StoreBusy, StoreError
+
+T = TypeVar("T")
+
+DEFAULT_DB = Path("store") / "xinstruct.duckdb"
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("XINSTRUCT_DB") or DEFAULT_DB)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Migrations: named, ordered, each applied once in its own transaction and recorded in `migrations`.
+# Never edit a migration that has shipped: add a new one.
+# ---------------------------------------------------------------------------------------------------------------------
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_core",
+        """
+        CREATE TABLE documents (
+            id VARCHAR PRIMARY KEY,            -- hash of raw text + url: re-ingesting a file adds nothing
+            content_hash VARCHAR NOT NULL,     -- hash of normalised text: exact duplicates share it
+            text VARCHAR NOT NULL,
+            lang_declared VARCHAR,
+            lang_detected VARCHAR,
+            lang_confidence DOUBLE,
+            lang VARCHAR,                      -- the language we use (declared, corrected by a reviewer)
+            url VARCHAR,
+            source VARCHAR,                    -- file name or dataset it came from
+            source_line INTEGER,
+            timestamp VARCHAR,
+            status VARCHAR NOT NULL,           -- kept | dropped
+            drop_reason VARCHAR,               -- too_short, too_long, language, boilerplate, exact_duplicate, near_duplicate
+            drop_detail VARCHAR,
+            lang_mismatch BOOLEAN NOT NULL DEFAULT false,
+            minhash BLOB,
+            meta JSON,
+            ingested_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE INDEX documents_content_hash ON documents(content_hash);
+        CREATE TABLE doc_bands (band_key UBIGINT NOT NULL, doc_id VARCHAR NOT NULL);
+        CREATE TABLE rounds (
+            id INTEGER PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at TIMESTAMP,
+            generator VARCHAR,
+            evaluator VARCHAR,
+            notes VARCHAR
+        );
+        CREATE TABLE model_versions (
+            name VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,             -- generator | evaluator | calibration
+            base VARCHAR,
+            path VARCHAR,
+            data_hash VARCHAR,
+            steps INTEGER,
+            final_loss DOUBLE,
+            metrics JSON,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE candidates (
+            id VARCHAR PRIMARY KEY,
+            doc_id VARCHAR NOT NULL,
+            lang VARCHAR NOT NULL,
+            round_id INTEGER NOT NULL DEFAULT 1,
+            instruction VARCHAR,               -- current instruction (latest version)
+            response VARCHAR NOT NULL,         -- the native text, never translated
+            version INTEGER NOT NULL DEFAULT 1,
+            gen_status VARCHAR NOT NULL,       -- ok | rejected
+            gen_reason VARCHAR,
+            model_version VARCHAR,
+            prompt_version VARCHAR,
+            sampling JSON,
+            label VARCHAR,                     -- good | flawed | bad (evaluator)
+            score DOUBLE,                      -- P(good), calibrated when a calibration exists
+            raw_score DOUBLE,
+            label_reason VARCHAR,
+            refine_rounds INTEGER NOT NULL DEFAULT 0,
+            cluster INTEGER,
+            cluster_label VARCHAR,
+            cluster_distance DOUBLE,
+            selected BOOLEAN NOT NULL DEFAULT false,
+            reviews_needed INTEGER NOT NULL DEFAULT 1,
+            review_status VARCHAR NOT NULL DEFAULT 'pending',  -- derived from the decision log
+            final_instruction VARCHAR,
+            final_response VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE INDEX candidates_doc ON candidates(doc_id);
+        CREATE TABLE candidate_versions (
+            candidate_id VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            stage VARCHAR NOT NULL,            -- generate | label | refine | human
+            instruction VARCHAR,
+            label VARCHAR,
+            score DOUBLE,
+            reason VARCHAR,
+            round_id INTEGER,
+            model_version VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE decisions_seq;
+        CREATE TABLE decisions (
+            id BIGINT PRIMARY KEY DEFAULT nextval('decisions_seq'),
+            request_id VARCHAR UNIQUE,         -- idempotency key: a retried write is recorded once
+            candidate_id VARCHAR NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,           -- accept | edit | reject | skip | undo | bulk_accept | send_to_review | adjudicate
+            before JSON,
+            after JSON,
+            reason VARCHAR,
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE INDEX decisions_candidate ON decisions(candidate_id);
+        CREATE TABLE leases (
+            candidate_id VARCHAR NOT NULL,
+            reviewer VARCHAR NOT NULL,
+            expires_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (candidate_id, reviewer)
+        );
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            password_hash VARCHAR NOT NULL,
+            role VARCHAR NOT NULL,             -- reviewer | curator | admin
+            langs VARCHAR NOT NULL DEFAULT '', -- comma-separated; empty = all
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE login_attempts (name VARCHAR NOT NULL, ok BOOLEAN NOT NULL, attempted_at TIMESTAMP NOT NULL);
+        CREATE TABLE exports (
+            id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            by_user VARCHAR,
+            filter JSON,
+            format VARCHAR,
+            template VARCHAR,
+            rows BIGINT,
+            content_hash VARCHAR,
+            path VARCHAR
+        );
+        CREATE TABLE settings (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE stage_batches (stage VARCHAR NOT NULL, batch_key VARCHAR NOT NULL, finished_at TIMESTAMP NOT NULL
+            DEFAULT current_timestamp, stats JSON, PRIMARY KEY (stage, batch_key));
+        """,
+    ),
+    (
+        "0002_embeddings",
+        """
+        CREATE TABLE embeddings (candidate_id VARCHAR NOT NULL, model VARCHAR NOT NULL, instruction_hash VARCHAR NOT NULL,
+            vector FLOAT[] NOT NULL, PRIMARY KEY (candidate_id, model));
+        """,
+    ),
+]
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    msg = str(exc)
+    return isinstance(exc, duckdb.IOException) and ("lock" in msg.lower())
+
+
+def _is_conflict(exc: Exception) -> bool:
+    return isinstance(exc, duckdb.TransactionException) and "onflict" in str(exc)
+
+
+class Tx:
+    """One open session: a DuckDB cursor with `?` placeholders and our own errors."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection):
+        self._cur = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> Tx:
+        try:
+            self._cur.execute(sql, params or [])
+        except duckdb.TransactionException:
+            raise  # retried by Store.write
+        except duckdb.Error as exc:
+            raise StoreError(f"database error: {exc}".strip()) from exc
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            self._cur.executemany(sql, rows)
+        except duckdb.TransactionException:
+            raise
+        except duckdb.Error as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    def all(self, sql: str, params: Sequence[Any] | dict | None = None) -> list[tuple]:
+        return self.execute(sql, params)._cur.fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | dict | None = None) -> tuple | None:
+        return self.execute(sql, params)._cur.fetchone()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+        row = self.one(sql, params)
+        return row[0] if row else None
+
+    def dicts(self, sql: str, params: Sequence[Any] | dict | None = None) -> list[dict]:
+        cur = self.execute(sql, params)._cur
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+
+    def df(self, sql: str, params: Sequence[Any] | dict | None = None):
+        return self.execute(sql, params)._cur.df()
+
+    def arrow_batches(self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 50_000):
+        """Stream a query as pyarrow RecordBatches (bounded memory)."""
+        cur = self.execute(sql, params)._cur
+        reader = cur.fetch_record_batch(batch_size)
+        yield from reader
+
+    def insert_arrow(self, table: str, data, columns: Sequence[str], *, skip_existing: bool = False) -> int:
+        """Bulk insert a pyarrow Table / pandas DataFrame; with `skip_existing`, rows whose key is stored are ignored."""
+        self._cur.register("_xi_incoming", data)
+        try:
+            cols = ", ".join(columns)
+            verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
+            self.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _xi_incoming")
+        finally:
+            try:
+                self._cur.unregister("_xi_incoming")
+            except duckdb.Error:
+                pass
+        return len(data)
+
+    def copy_to(self, sql: str, path: str, options: str) -> None:
+        self.execute(f"COPY ({sql}) TO '{_quote_path(path)}' ({options})")
+
+
+def _quote_path(path: str | Path) -> str:
+    return str(path).replace("'", "''")
+
+
+class _Shared:
+    """The one open DuckDB instance of this process for one file, shared by its threads."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.users = 0
+        self.draining = False
+
+
+_SHARED: dict[str, _Shared] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+class Store:
+    """Handle on one xinstruct database file (or ':memory:' for tests)."""
+
+    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 120.0, migrate: bool = True):
+        self.memory = str(path) == ":memory:"
+        self.path = ":memory:" if self.memory else Path(path or default_db_path()).resolve()
+        self.busy_timeout = busy_timeout
+        if self.memory:
+            self._mem = duckdb.connect(":memory:")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if migrate:
+            self.migrate()
+
+    # -- opening and sharing ------------------------------------------------------------------------------------------
+    def _shared(self) -> _Shared:
+        with _SHARED_LOCK:
+            return _SHARED.setdefault(str(self.path), _Shared())
+
+    def _marker(self) -> Path:
+        return Path(f"{self.path}.wait.{os.getpid()}")
+
+    def _others_waiting(self) -> bool:
+        mine = self._marker().name
+        return any(p.name != mine for p in self.path.parent.glob(self.path.name + ".wait.*") if _pid_alive(p))
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.01
+        marker = None
+        try:
+            while True:
+                try:
+                    return duckdb.connect(str(self.path))
+                except duckdb.Error as exc:
+                    if not _is_lock_error(exc):
+                        raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+                    if marker is None:
+                        marker = self._marker()
+                        marker.touch()
+                    if time.monotonic() > deadline:
+                        raise StoreBusy(
+                            f"database {self.path} is held by another process for more than {self.busy_timeout:.0f} s "
+                            f"({exc}); wait for that job to finish or raise XINSTRUCT_BUSY_TIMEOUT"
+                        ) from exc
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 1.6, 0.5)
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Tx]:
+        """A short unit of work. Do not run model inference inside a session: other processes are waiting."""
+        if self.memory:
+            cur = self._mem.cursor()
+            try:
+                yield Tx(cur)
+            finally:
+                cur.close()
+            return
+        sh = self._shared()
+        with sh.cond:
+            while sh.draining:
+                sh.cond.wait(0.05)
+            if sh.con is not None and sh.users == 0 and self._others_waiting():
+                self._close(sh)
+                time.sleep(0.05)  # let the waiting process take the lock
+            if sh.con is not None and self._others_waiting():
+                sh.draining = True
+                while sh.users > 0:
+                    sh.cond.wait(0.05)
+                self._close(sh)
+                sh.draining = False
+                sh.cond.notify_all()
+                time.sleep(0.05)
+            if sh.con is None:
+                sh.con = self._open()
+            sh.users += 1
+            cur = sh.con.cursor()
+        try:
+            yield Tx(cur)
+        finally:
+            cur.close()
+            with sh.cond:
+                sh.users -= 1
+                if sh.users == 0:
+                    self._close(sh)
+                sh.cond.notify_all()
+
+    @staticmethod
+    def _close(sh: _Shared) -> None:
+        if sh.con is not None:
+            try:
+                sh.con.close()
+            finally:
+                sh.con = None
+
+    def write(self, fn: Callable[[Tx], T], *, retries: int = 30) -> T:
+        """Run `fn(tx)` in one transaction; retried on write-write conflicts. All or nothing."""
+        for attempt in range(retries):
+            with self.session() as tx:
+                tx.execute("BEGIN TRANSACTION")
+                try:
+                    result = fn(tx)
+                    tx.execute("COMMIT")
+                    return result
+                except duckdb.TransactionException as exc:
+                    _rollback(tx)
+                    if not _is_conflict(exc) or attempt == retries - 1:
+                        raise StoreError(f"write failed after {attempt + 1} attempts: {exc}") from exc
+                except BaseException:
+                    _rollback(tx)
+                    raise
+            time.sleep(0.002 * (attempt + 1) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    # -- schema -------------------------------------------------------------------------------------------------------
+    def migrate(self, upto: str | None = None) -> list[str]:
+        """Apply pending migrations in order (each in its own transaction); return the names applied."""
+        applied: list[str] = []
+        with self.session() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP NOT NULL)")
+            done = {r[0] for r in tx.all("SELECT name FROM migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+
+            def apply(tx: Tx, name=name, sql=sql) -> None:
+                for stmt in _statements(sql):
+                    tx.execute(stmt)
+                tx.execute("INSERT INTO migrations VALUES (?, current_timestamp)", [name])
+
+            self.write(apply, retries=3)
+            applied.append(name)
+            if name == upto:
+                break
+        return applied
+
+    def migrations(self) -> list[str]:
+        with self.session() as tx:
+            return [r[0] for r in tx.all("SELECT name FROM migrations ORDER BY name")]
+
+    # -- small helpers used everywhere ------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        with self.session() as tx:
+            value = tx.scalar("SELECT value FROM settings WHERE key = ?", [key])
+        return default if value is None else value
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.write(lambda tx: tx.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", [key, value]))
+
+    # -- backup -------------------------------------------------------------------------------------------------------
+    def backup(self, folder: str | Path) -> Path:
+        """A consistent copy of every table (EXPORT DATABASE as Parquet) in `folder`."""
+        folder = Path(folder)
+        if folder.exists() and any(folder.iterdir()):
+            raise StoreError(f"backup folder {folder} is not empty; choose a new folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with self.session() as tx:
+            tx.execute(f"EXPORT DATABASE '{_quote_path(folder)}' (FORMAT parquet)")
+        return folder
+
+    @classmethod
+    def restore(cls, folder: str | Path, path: str | Path) -> Store:
+        """Create a new database at `path` from a backup folder. Refuses to overwrite an existing database."""
+        folder, path = Path(folder), Path(path)
+        if not (folder / "schema.sql").exists():
+            raise StoreError(f"{folder} is not an xinstruct backup (no schema.sql); pass the folder `xinstruct backup` made")
+        if path.exists():
+            raise StoreError(f"{path} already exists; restore into a new file and swap it in when you are sure")
+        store = cls(path, migrate=False)
+        with store.session() as tx:
+            tx.execute(f"IMPORT DATABASE '{_quote_path(folder)}'")
+        store.migrate()
+        return store
+
+
+def _rollback(tx: Tx) -> None:
+    try:
+        tx._cur.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (comments start with '--'; no ';' or '--' inside strings)."""
+    body = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
+
+
+def _pid_alive(marker: Path) -> bool:
+    try:
+        pid = int(marker.name.rsplit(".", 1)[1])
+        os.kill(pid, 0)
+        return True
+    except (ValueError, ProcessLookupError):
+        marker.unlink(missing_ok=True)
+        return False
+    except PermissionError:
+        return True
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
