@@ -1,0 +1,77 @@
+"""Shared fixtures: fresh stores, a filled store with candidates, paths to packaged and shared data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from xinstruct.store import Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PACKAGE_DATA = ROOT / "xinstruct" / "data"
+
+
+@pytest.fixture
+def store() -> Store:
+    """A fresh in-memory store with all migrations applied."""
+    return Store(":memory:")
+
+
+@pytest.fixture
+def file_store(tmp_path) -> Store:
+    """A fresh store in a temporary DuckDB file (needed when several processes or the app are involved)."""
+    return Store(tmp_path / "xi.duckdb")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def add_candidates(store: Store, rows: list[dict]) -> list[str]:
+    """Insert documents and one candidate each, straight into the store (for tests of later stages).
+
+    Each row: {lang, text, instruction, [label, score, selected, reviews_needed, cluster]}.
+    """
+    import hashlib
+
+    ids = []
+
+    def write(tx):
+        for i, r in enumerate(rows):
+            doc_id = hashlib.sha256(f"{i}:{r['text']}".encode()).hexdigest()[:16]
+            cand_id = "c" + doc_id
+            tx.execute(
+                "INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'test', 'kept')",
+                [doc_id, doc_id, r["text"], r["lang"], r["lang"], r["lang"]],
+            )
+            tx.execute(
+                "INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, model_version, label, score,"
+                " selected, reviews_needed, cluster) VALUES (?, ?, ?, ?, ?, 'ok', 'test', ?, ?, ?, ?, ?)",
+                [cand_id, doc_id, r["lang"], r["instruction"], r.get("response", r["text"]), r.get("label"),
+                 r.get("score"), r.get("selected", False), r.get("reviews_needed", 1), r.get("cluster")],
+            )
+            tx.execute(
+                "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, model_version) "
+                "VALUES (?, 1, 'generate', ?, 'test')",
+                [cand_id, r["instruction"]],
+            )
+            ids.append(cand_id)
+
+    store.write(write)
+    return ids
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"the real-data suite needs ../shared/data beside the project (looked for {SHARED_DATA})")
+    return SHARED_DATA
