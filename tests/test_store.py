@@ -1,0 +1,111 @@
+"""The store: migrations, transactions, errors, the one-writer protocol between processes, backup and upgrade."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+import time
+
+import pytest
+
+from xinstruct.errors import StoreBusy, StoreError
+from xinstruct.store import MIGRATIONS, Store
+
+
+def test_fresh_store_applies_every_migration_in_order(store):
+    assert store.migrations() == sorted(name for name, _ in MIGRATIONS)
+    assert store.migrate() == []  # idempotent
+
+
+def test_failed_transaction_writes_nothing(store):
+    def half(tx):
+        tx.execute("INSERT INTO settings VALUES ('a', '1')")
+        tx.execute("INSERT INTO no_such_table VALUES (1)")
+
+    with pytest.raises(StoreError, match="no_such_table"):
+        store.write(half)
+    assert store.get_setting("a") is None
+
+
+def test_duckdb_errors_become_store_errors_with_the_message(store):
+    with pytest.raises(StoreError, match="database error"):
+        with store.session() as tx:
+            tx.execute("SELEC 1")
+
+
+def test_placeholders_keep_hostile_values_as_data(store):
+    evil = "x'); DROP TABLE settings; --"
+    store.set_setting(evil, evil)
+    assert store.get_setting(evil) == evil
+
+
+def test_concurrent_updates_of_one_row_are_retried_not_lost(file_store):
+    file_store.set_setting("counter", "0")
+
+    def bump(tx):
+        value = int(tx.scalar("SELECT value FROM settings WHERE key = 'counter'"))
+        tx.execute("UPDATE settings SET value = ? WHERE key = 'counter'", [str(value + 1)])
+
+    threads = [threading.Thread(target=lambda: [file_store.write(bump) for _ in range(10)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert file_store.get_setting("counter") == "40"
+
+
+def _hold(path: str, seconds: float, ready) -> None:
+    store = Store(path)
+    with store.session() as tx:
+        ready.set()
+        time.sleep(seconds)
+        tx.execute("INSERT INTO settings VALUES ('holder', 'done')")
+
+
+def test_a_second_process_waits_for_the_lock_instead_of_failing(tmp_path):
+    path = str(tmp_path / "x.duckdb")
+    Store(path)
+    ready = mp.get_context("spawn").Event()
+    proc = mp.get_context("spawn").Process(target=_hold, args=(path, 1.5, ready))
+    proc.start()
+    assert ready.wait(60)
+    start = time.monotonic()
+    store = Store(path, busy_timeout=60)
+    store.set_setting("waiter", "in")
+    waited = time.monotonic() - start
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert waited > 0.3  # it really had to wait for the other process
+    assert store.get_setting("holder") == "done" and store.get_setting("waiter") == "in"
+
+
+def test_busy_timeout_gives_a_clear_error(tmp_path):
+    path = str(tmp_path / "x.duckdb")
+    Store(path)
+    ready = mp.get_context("spawn").Event()
+    proc = mp.get_context("spawn").Process(target=_hold, args=(path, 3, ready))
+    proc.start()
+    assert ready.wait(60)
+    with pytest.raises(StoreBusy, match="held by another process"):
+        Store(path, busy_timeout=0.3)
+    proc.join(30)
+
+
+def test_backup_and_restore_round_trip_exactly(file_store, tmp_path):
+    file_store.set_setting("guidelines", "Be kind. ✓ اردو")
+    backup = file_store.backup(tmp_path / "bk")
+    restored = Store.restore(backup, tmp_path / "restored.duckdb")
+    assert restored.get_setting("guidelines") == "Be kind. ✓ اردو"
+    assert restored.migrations() == file_store.migrations()
+    with pytest.raises(StoreError, match="already exists"):
+        Store.restore(backup, tmp_path / "restored.duckdb")
+
+
+def test_an_older_database_upgrades_cleanly(tmp_path):
+    old = Store(tmp_path / "old.duckdb", migrate=False)
+    old.migrate(upto=MIGRATIONS[0][0])
+    old.set_setting("kept", "yes")
+    assert old.migrations() == [MIGRATIONS[0][0]]
+    upgraded = Store(tmp_path / "old.duckdb")
+    assert upgraded.migrations() == [name for name, _ in MIGRATIONS]
+    assert upgraded.get_setting("kept") == "yes"
