@@ -1,0 +1,119 @@
+"""Refinement: labels, rewrites and full history with a scripted fake model; parsing of malformed verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import add_candidates
+from xinstruct.models.fake import FakeModel
+from xinstruct.refine import (
+    RefineConfig,
+    build_label_prompt,
+    build_refine_prompt,
+    clean_response,
+    combine,
+    history,
+    parse_label,
+    run,
+)
+
+TEXT_SW = ("Ugali ni chakula kikuu katika nchi nyingi za Afrika Mashariki. Hupikwa kwa kuchemsha maji kisha kuongeza "
+           "unga wa mahindi kidogo kidogo huku ukikoroga mpaka uwe mzito.")
+TEXT_UR = "لاہور پاکستان کا دوسرا بڑا شہر ہے اور اپنے باغات، تاریخی عمارتوں اور کھانوں کی وجہ سے مشہور ہے۔"
+
+GOOD = "Explain how ugali is cooked and what it is eaten with."
+VAGUE = "Write something."
+
+
+def scripted_model():
+    """Likelihood gain is high only for the good instruction; the refiner proposes it for the vague one."""
+
+    def loglik(prompt: str, cont: str) -> float:
+        if not prompt:
+            return -3.0
+        return -2.0 if GOOD in prompt or "Lahore" in prompt else -2.95
+
+    def generate(prompt: str) -> str:
+        return GOOD + "\n### extra" if "does not fit" in prompt else "Write something."
+
+    return FakeModel(name="fake-eval", generate_fn=generate, loglik_fn=loglik)
+
+
+def test_flawed_candidate_is_rewritten_then_good_and_history_is_kept(store):
+    [cid, other] = add_candidates(store, [
+        {"lang": "sw", "text": TEXT_SW, "instruction": VAGUE},
+        {"lang": "ur", "text": TEXT_UR, "instruction": "Describe Lahore, its gardens, buildings and food."},
+    ])
+    stats = run(store, RefineConfig(rounds=3, progress=False), model=scripted_model())
+    assert stats["labelled"] == 2 and stats["refined"] == 1
+    with store.session() as tx:
+        row = tx.one("SELECT instruction, label, version, refine_rounds FROM candidates WHERE id = ?", [cid])
+        assert row == (GOOD, "good", 2, 1)
+        assert tx.scalar("SELECT label FROM candidates WHERE id = ?", [other]) == "good"
+    steps = [(h["stage"], h["instruction"], h["label"]) for h in history(store, cid)]
+    assert steps == [("generate", VAGUE, None), ("label", VAGUE, "flawed"), ("refine", GOOD, "good")]
+
+
+def test_refine_is_resumable_and_does_not_relabel(store):
+    add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": GOOD}])
+    model = scripted_model()
+    run(store, RefineConfig(progress=False), model=model)
+    calls = len(model.calls)
+    again = run(store, RefineConfig(progress=False), model=model)
+    assert again["labelled"] == 0 and len(model.calls) == calls
+
+
+def test_a_rewrite_that_does_not_improve_is_not_kept_and_the_loop_stops(store):
+    [cid] = add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": VAGUE}])
+    model = FakeModel(generate_fn=lambda p: "Write another thing about this.", loglik_fn=lambda p, c: -2.95 if p else -3.0)
+    stats = run(store, RefineConfig(rounds=3, progress=False), model=model)
+    assert stats["refined"] == 0 and stats["rounds"] == 1
+    with store.session() as tx:
+        assert tx.one("SELECT instruction, version, label FROM candidates WHERE id = ?", [cid]) == (VAGUE, 1, "flawed")
+
+
+@pytest.mark.parametrize(
+    "output, label",
+    [
+        ("good", "good"),
+        ("Flawed - the instruction asks for a list", "flawed"),
+        ("bad. The text is a menu.\nMore text", "bad"),
+        ("", None),
+        ("I think it is fine", None),
+        ("good or bad, hard to say", None),
+        ("### Verdict: GOOD!!!", "good"),
+    ],
+)
+def test_parse_label_never_raises(output, label):
+    got, reason = parse_label(output)
+    assert got == label
+    if label is None:
+        assert reason.startswith(("no label", "several labels"))
+
+
+def test_text_judge_records_malformed_verdicts(store):
+    [cid] = add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": GOOD}])
+    model = FakeModel(generate_fn=lambda p: "good or bad?" if "Verdict" in p else GOOD,
+                      loglik_fn=lambda p, c: -2.0 if p else -3.0)
+    run(store, RefineConfig(judge="text", progress=False), model=model)
+    with store.session() as tx:
+        label, reason = tx.one("SELECT label, label_reason FROM candidates WHERE id = ?", [cid])
+    assert label == "good" and "unparseable verdict" in reason
+
+
+def test_prompts_are_pure_and_carry_the_texts():
+    p = build_label_prompt(GOOD, TEXT_UR, "ur")
+    assert "a text in Urdu" in p and TEXT_UR in p and p.endswith("### Verdict:")
+    r = build_refine_prompt(TEXT_SW, VAGUE, "too vague", [{"text": "t", "before": "b", "after": "a"}])
+    assert r.index("### Better English Instruction:\na") < r.index(TEXT_SW)
+    assert r.endswith("### Better English Instruction:\n")
+
+
+def test_score_rises_with_gain_and_calibration_overrides():
+    assert combine(0.33, 0.0) < combine(0.33, 0.5) < combine(0.33, 1.0)
+    assert combine(0.9, 0.0, {"coef": [0.0, 0.0], "intercept": 0.0}) == pytest.approx(0.5)
+
+
+def test_clean_response_removes_only_boilerplate_lines():
+    text = "Habari njema kutoka Mombasa.\nRead more\nShare this article\n© 2024 Gazeti"
+    assert clean_response(text) == "Habari njema kutoka Mombasa."
