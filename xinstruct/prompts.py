@@ -61,7 +61,7 @@ def build_generation_prompt(text: str, lang: str, examples: Sequence[SeedPair] =
 
 
 # A leading label the model may write before the instruction: "### English Instruction:", "Instruction:", "Q:", "1." ...
-_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:english\s+)?(?:instruction|question|prompt|task|q)\s*[:：-]\s*|^\s*(?:\d+[.)]|[-*•])\s+",
+_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:english\s+)?(?:instruction|question|prompt|task|q)\s*[:：]\s*|^\s*(?:\d+[.)]|[-*•])\s+",
                     re.IGNORECASE)
 _QUOTES = "\"'“”‘’«»「」`"
 

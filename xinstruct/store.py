@@ -240,18 +240,24 @@ class Tx:
         reader = cur.fetch_record_batch(batch_size)
         yield from reader
 
+    @contextmanager
+    def registered(self, name: str, data) -> Iterator[None]:
+        """Make a pyarrow Table / pandas DataFrame visible to SQL as `name` for the duration of the block."""
+        self._cur.register(name, data)
+        try:
+            yield
+        finally:
+            try:
+                self._cur.unregister(name)
+            except duckdb.Error:
+                pass
+
     def insert_arrow(self, table: str, data, columns: Sequence[str], *, skip_existing: bool = False) -> int:
         """Bulk insert a pyarrow Table / pandas DataFrame; with `skip_existing`, rows whose key is stored are ignored."""
-        self._cur.register("_xi_incoming", data)
-        try:
+        with self.registered("_xi_incoming", data):
             cols = ", ".join(columns)
             verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
             self.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _xi_incoming")
-        finally:
-            try:
-                self._cur.unregister("_xi_incoming")
-            except duckdb.Error:
-                pass
         return len(data)
 
     def copy_to(self, sql: str, path: str, options: str) -> None:
