@@ -1,3 +1,88 @@
-"""Commands of this area (see xinstruct/cli/__init__.py)."""
+"""Refinement, diversification and whole-pipeline commands."""
 
-from ._app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import diversify as diversify_mod
+from .. import pipeline
+from .. import refine as refine_mod
+from ..config import describe, override
+from ._app import DbOption, app, open_store
+
+
+@app.command()
+def refine(
+    lang: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
+    rounds: Annotated[int, typer.Option(help="Maximum label -> refine -> relabel rounds.")] = 3,
+    model: Annotated[Optional[str], typer.Option(help="Evaluator/refiner: version name or folder (default: embedded).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="embedded | transformers | vllm.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Candidates per model call.")] = 8,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many candidates (trials).")] = None,
+    clean_responses: Annotated[bool, typer.Option(help="Remove boilerplate lines from responses (nothing else).")] = False,
+    db: DbOption = None,
+) -> None:
+    """Label candidates good / flawed / bad with a score and a reason; rewrite flawed instructions; repeat.
+
+    Example: xinstruct refine --lang sw --rounds 3
+    """
+    cfg = refine_mod.RefineConfig(lang=lang, rounds=rounds, model=model, backend=backend, batch_size=batch_size,
+                                  limit=limit, clean_responses=clean_responses)
+    stats = refine_mod.run(open_store(db), cfg)
+    typer.echo(f"labelled {stats['labelled']}, refined {stats['refined']} in {stats['rounds']} round(s); "
+               f"labels now: {json.dumps(stats['labels'])}")
+
+
+@app.command()
+def diversify(
+    lang: Annotated[Optional[str], typer.Option(help="Only this language (default: each language separately).")] = None,
+    target: Annotated[int, typer.Option(help="Candidates to select per language.")] = 1000,
+    k: Annotated[Optional[int], typer.Option(help="Clusters (default: target).")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="sentence-transformers folder (default: embedded MiniLM).")] = None,
+    seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,
+    db: DbOption = None,
+) -> None:
+    """Embed English instructions, cluster them, and select the best candidates spread over clusters.
+
+    Example: xinstruct diversify --lang ur --target 500
+    """
+    cfg = diversify_mod.DiversifyConfig(lang=lang, target=target, k=k, embedder=embedder, seed=seed)
+    for lang_, s in diversify_mod.run(open_store(db), cfg).items():
+        typer.echo(f"{lang_}: {s['candidates']} candidates, {s['clusters']} clusters, selected {s['selected']}")
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Option(help="Pipeline YAML (see `xinstruct run --explain`).")] = None,
+    lang: Annotated[Optional[list[str]], typer.Option(help="Languages (repeat); overrides the config.")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option(help="Stages to run (repeat); overrides the config.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="generate.limit override.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="diversify.target override.")] = None,
+    explain: Annotated[bool, typer.Option(help="Print every config key with its default and help, then exit.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Run ingest -> generate -> refine -> diversify from one config; rerun the same command to resume.
+
+    Example: xinstruct run --config pipeline.yaml --lang sw --lang ur
+    """
+    if explain:
+        from ..generate import GenerateConfig
+        from ..ingest import IngestConfig
+
+        typer.echo("pipeline:\n" + describe(pipeline.PipelineConfig))
+        for name, cls in [("ingest", IngestConfig), ("generate", GenerateConfig), ("refine", refine_mod.RefineConfig),
+                          ("diversify", diversify_mod.DiversifyConfig)]:
+            typer.echo(f"{name}:\n{describe(cls)}")
+        return
+    cfg, base = pipeline.load_config(config)
+    cfg = override(cfg, languages=lang or None, stages=stage or None)
+    if limit is not None:
+        cfg.generate = {**cfg.generate, "limit": limit}
+    if target is not None:
+        cfg.diversify = {**cfg.diversify, "target": target}
+    summary = pipeline.run(open_store(db), cfg, base, echo=typer.echo)
+    typer.echo("summary: " + ", ".join(f"{s} {v['seconds']} s" for s, v in summary.items()))

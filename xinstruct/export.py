@@ -1,0 +1,420 @@
+"""Export approved pairs as training data: JSON Lines, Parquet or a Hugging Face dataset folder.
+
+One SQL query selects the rows (final instruction and response, metadata, the decision log of each pair) and DuckDB
+streams it straight to the file with `COPY ... TO`: memory stays bounded at a million rows and pandas is never involved.
+
+Deterministic: rows are ordered by candidate id, columns come in a fixed order, and nothing time-dependent is written
+into a data file, so the same filter on the same store gives byte-identical data files (the date lives in README.md).
+Beside the data: `manifest.json` (rows, sha256 of each data file, content hash) and `README.md`, a dataset card with
+per-language counts, length statistics, acceptance and edit rates, agreement, sources and model versions. Every export
+is recorded in the `exports` table.
+
+Templates (the instruction gets the paper's " Answer in <Language>." unless `answer_hint=False`):
+* alpaca:   {"instruction", "input": "", "output", ...metadata}
+* messages: {"messages": [{"role": "user", ...}, {"role": "assistant", ...}], ...metadata}
+Metadata, in this order: candidate_id, language, document_id, source_url, source, label, score, cluster, review_status,
+model_versions (list), decisions (list of {reviewer, action, at}).
+
+Formats: `jsonl` -> data.jsonl; `parquet` -> data.parquet; `hf` -> data/train-0000i-of-0000n.parquet shards plus the
+card's YAML header naming them, so `datasets.load_dataset(folder)` opens it (as do `load_dataset("parquet",
+data_files=...)` and pandas).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .curate import STATUSES, CandidateFilter
+from .errors import InputError
+from .langs import LANGS
+from .store import Store
+
+FORMATS = ("jsonl", "parquet", "hf")
+TEMPLATES = ("alpaca", "messages")
+# `--status accepted` means every pair whose final state goes into the data: accepted as is, or edited.
+STATUS_SETS = {"accepted": ("accepted", "edited"), "all": STATUSES, **{s: (s,) for s in STATUSES if s != "accepted"}}
+METADATA = ("candidate_id", "language", "document_id", "source_url", "source", "label", "score", "cluster",
+            "review_status", "model_versions", "decisions")
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000"
+LICENSE_NOTE = (
+    "The responses are native texts taken from the sources below; each keeps the license of its source. Several web "
+    "sources are NonCommercial, ShareAlike or state no license at all: check every source before you redistribute or "
+    "train a commercial model on this data. The English instructions were written by models and reviewers of this "
+    "project."
+)
+
+
+@dataclass
+class ExportConfig:
+    """What to export, and how."""
+
+    out: Path  # folder to write (created; must be empty unless overwrite)
+    status: str | tuple[str, ...] = "accepted"  # accepted (= accepted + edited), edited, rejected, pending, ..., all
+    langs: tuple[str, ...] = ()  # language codes; empty = all
+    min_score: float | None = None  # evaluator score at least this
+    format: str = "jsonl"  # jsonl | parquet | hf
+    template: str = "alpaca"  # alpaca | messages
+    filter: CandidateFilter | None = None  # further conditions (the explore page's filter), AND-ed with the above
+    answer_hint: bool = True  # append " Answer in <Language>." to the instruction (the paper's training format)
+    shard_rows: int = 500_000  # hf: rows per Parquet shard
+    overwrite: bool = False  # replace the files of an earlier export in `out`
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if isinstance(self.langs, str):
+            self.langs = tuple(x for x in self.langs.replace(",", " ").split() if x)
+        self.langs = tuple(self.langs or ())
+
+    def statuses(self) -> tuple[str, ...]:
+        parts = [self.status] if isinstance(self.status, str) else list(self.status)
+        parts = [p.strip() for item in parts for p in str(item).split(",") if p.strip()]
+        out: list[str] = []
+        for p in parts:
+            if p not in STATUS_SETS:
+                raise InputError(f"unknown status {p!r}", hint=f"use {', '.join(STATUS_SETS)}")
+            out += [s for s in STATUS_SETS[p] if s not in out]
+        if not out:
+            raise InputError("no status given", hint="use --status accepted")
+        return tuple(out)
+
+    def validate(self) -> ExportConfig:
+        if self.format not in FORMATS:
+            raise InputError(f"unknown format {self.format!r}", hint=f"use {', '.join(FORMATS)}")
+        if self.template not in TEMPLATES:
+            raise InputError(f"unknown template {self.template!r}", hint=f"use {', '.join(TEMPLATES)}")
+        if self.shard_rows < 1:
+            raise InputError("shard_rows must be at least 1")
+        self.statuses()
+        self.selection().validate()
+        if self.filter is not None:
+            self.filter.validate()
+        return self
+
+    def selection(self) -> CandidateFilter:
+        return CandidateFilter(langs=self.langs, statuses=self.statuses(), min_score=self.min_score)
+
+    def where(self, alias: str = "c") -> tuple[str, list]:
+        where, params = self.selection().where(alias)
+        if self.filter is not None:
+            more, more_params = self.filter.where(alias)
+            where, params = f"({where}) AND ({more})", [*params, *more_params]
+        return where, params
+
+    def describe(self) -> dict:
+        """The settings that decide the content (recorded in the manifest and the exports table)."""
+        return {
+            "status": list(self.statuses()),
+            "langs": list(self.langs),
+            "min_score": self.min_score,
+            "filter": self.filter.as_dict() if self.filter is not None else None,
+            "format": self.format,
+            "template": self.template,
+            "answer_hint": self.answer_hint,
+        }
+
+
+@dataclass
+class ExportResult:
+    export_id: str
+    out: Path
+    paths: list[Path]  # the data files
+    rows: int
+    content_hash: str  # sha256 over the data files' names and hashes
+    manifest: Path
+    card: Path
+    per_lang: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"exported {self.rows} rows to {self.out} ({', '.join(p.name for p in self.paths)}; {self.content_hash[:12]})"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The query
+# ---------------------------------------------------------------------------------------------------------------------
+def _lang_values() -> tuple[str, list]:
+    pairs = list(LANGS.values())
+    return "VALUES " + ", ".join("(?, ?)" for _ in pairs), [x for lang in pairs for x in (lang.code, lang.name)]
+
+
+def export_query(cfg: ExportConfig, extra: tuple[str, list] | None = None) -> tuple[str, list]:
+    """The SELECT that yields the export rows in their final column order, and its parameters."""
+    where, params = cfg.where("c")
+    if extra:
+        where, params = f"{where} AND {extra[0]}", [*params, *extra[1]]
+    lang_sql, lang_params = _lang_values()
+    instruction = "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
+    if cfg.answer_hint:
+        instruction = f"{instruction} || ' Answer in ' || coalesce(ln.name, c.lang) || '.'"
+    response = "coalesce(c.final_response, c.response)"
+    if cfg.template == "alpaca":
+        head = f"{instruction} AS instruction, '' AS input, {response} AS output"
+    else:
+        head = (f"[struct_pack(role := 'user', content := {instruction}), "
+                f"struct_pack(role := 'assistant', content := {response})] AS messages")
+    sql = f"""
+        WITH ln(code, name) AS ({lang_sql}),
+        sel AS (SELECT c.* FROM candidates c WHERE {where}),
+        dec AS (
+            SELECT d.candidate_id,
+                   list(struct_pack(reviewer := d.reviewer, action := d.action,
+                                    at := strftime(d.created_at, '%Y-%m-%dT%H:%M:%S')) ORDER BY d.id) AS decisions
+            FROM decisions d WHERE d.candidate_id IN (SELECT id FROM sel) GROUP BY 1),
+        mv AS (
+            SELECT candidate_id, list_sort(list_distinct(list(model_version))) AS versions FROM (
+                SELECT v.candidate_id, v.model_version FROM candidate_versions v
+                 WHERE v.model_version IS NOT NULL AND v.candidate_id IN (SELECT id FROM sel)
+                UNION ALL
+                SELECT id, model_version FROM sel WHERE model_version IS NOT NULL) GROUP BY 1)
+        SELECT {head},
+               c.id AS candidate_id, c.lang AS language, c.doc_id AS document_id, doc.url AS source_url,
+               doc.source AS source, c.label AS label, c.score AS score, c.cluster AS cluster,
+               c.review_status AS review_status,
+               coalesce(mv.versions, []::VARCHAR[]) AS model_versions,
+               coalesce(dec.decisions, []) AS decisions
+        FROM sel c
+        LEFT JOIN documents doc ON doc.id = c.doc_id
+        LEFT JOIN ln ON ln.code = c.lang
+        LEFT JOIN dec ON dec.candidate_id = c.id
+        LEFT JOIN mv ON mv.candidate_id = c.id
+        ORDER BY c.id
+    """
+    return sql, [*lang_params, *params]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------------------------------
+OWN_FILES = ("data.jsonl", "data.parquet", "README.md", "manifest.json")
+
+
+def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
+    """Write the pairs `cfg` selects to `cfg.out`; record the export. With a `user`, only curators and admins may
+    export (the CLI runs as the local operator and passes none)."""
+    if user is not None:
+        from . import auth
+
+        auth.authorize(user, "curator")
+    cfg.validate()
+    by_user = getattr(user, "name", None) or f"local:{getpass.getuser()}"
+    out = _prepare(cfg)
+    where, params = cfg.where("c")
+    with store.session() as tx:
+        rows = int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+
+    if cfg.format == "jsonl":
+        paths = [_copy(store, cfg, out / "data.jsonl", "FORMAT json")]
+    elif cfg.format == "parquet":
+        paths = [_copy(store, cfg, out / "data.parquet", PARQUET_OPTIONS)]
+    else:
+        paths = _write_shards(store, cfg, out, rows)
+
+    files = [{"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths]
+    content_hash = hashlib.sha256("".join(f"{f['path']} {f['sha256']}\n" for f in files).encode()).hexdigest()
+    manifest = {"rows": rows, "content_hash": content_hash, "files": files, "columns": _columns(cfg),
+                "config": cfg.describe()}
+    manifest_path = out / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+    created = datetime.now(timezone.utc)
+    facts = _card_facts(store, cfg)
+    card_path = out / "README.md"
+    card_path.write_text(_card(cfg, files, rows, content_hash, facts, created, by_user), encoding="utf-8")
+
+    export_id = f"{created:%Y%m%dT%H%M%S}-{content_hash[:8]}-{uuid.uuid4().hex[:6]}"
+    store.write(lambda tx: tx.execute(
+        "INSERT INTO exports (id, created_at, by_user, filter, format, template, rows, content_hash, path) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [export_id, created.replace(tzinfo=None), by_user, json.dumps(cfg.describe(), ensure_ascii=False, sort_keys=True),
+         cfg.format, cfg.template, rows, content_hash, str(out.resolve())]))
+    return ExportResult(export_id=export_id, out=out, paths=paths, rows=rows, content_hash=content_hash,
+                        manifest=manifest_path, card=card_path, per_lang={r["lang"]: r["rows"] for r in facts["langs"]})
+
+
+def _prepare(cfg: ExportConfig) -> Path:
+    out = cfg.out
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file", hint="give a folder for the export")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = [p for p in out.iterdir() if not p.name.startswith(".")]
+    if entries and not cfg.overwrite:
+        raise InputError(f"export folder {out} is not empty", hint="choose a new folder or pass --overwrite")
+    if cfg.overwrite:
+        for name in OWN_FILES:
+            (out / name).unlink(missing_ok=True)
+        data = out / "data"
+        if data.is_dir():
+            for p in data.glob("train-*.parquet"):
+                p.unlink()
+    return out
+
+
+def _copy(store: Store, cfg: ExportConfig, path: Path, options: str, extra: tuple[str, list] | None = None) -> Path:
+    """COPY the export query (optionally narrowed by `extra`) to `path`, via a temporary name renamed at the end."""
+    sql, params = export_query(cfg, extra)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    with store.session() as tx:
+        tx.execute(f"COPY ({sql}) TO ? ({options})", [*params, str(tmp)])
+    tmp.replace(path)
+    return path
+
+
+def _write_shards(store: Store, cfg: ExportConfig, out: Path, rows: int) -> list[Path]:
+    """hf: Parquet shards of `shard_rows` rows, cut at candidate-id boundaries (same store, same shards)."""
+    (out / "data").mkdir(exist_ok=True)
+    n = max(1, math.ceil(rows / cfg.shard_rows))
+    where, params = cfg.where("c")
+    with store.session() as tx:
+        starts = [r[0] for r in tx.all(
+            f"SELECT id FROM (SELECT c.id, row_number() OVER (ORDER BY c.id) AS rn FROM candidates c WHERE {where}) "
+            "WHERE (rn - 1) % ? = 0 ORDER BY id", [*params, cfg.shard_rows])]
+    paths = []
+    for i in range(n):
+        conds, cond_params = [], []
+        if i < len(starts):
+            conds.append("c.id >= ?")
+            cond_params.append(starts[i])
+        if i + 1 < len(starts):
+            conds.append("c.id < ?")
+            cond_params.append(starts[i + 1])
+        extra = (" AND ".join(conds) or "TRUE", cond_params)
+        path = out / "data" / f"train-{i:05d}-of-{n:05d}.parquet"
+        paths.append(_copy(store, cfg, path, PARQUET_OPTIONS, extra))
+    return paths
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _columns(cfg: ExportConfig) -> list[str]:
+    head = ["instruction", "input", "output"] if cfg.template == "alpaca" else ["messages"]
+    return [*head, *METADATA]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The dataset card
+# ---------------------------------------------------------------------------------------------------------------------
+def _card_facts(store: Store, cfg: ExportConfig) -> dict:
+    from . import curate
+
+    where, params = cfg.where("c")
+    with store.session() as tx:
+        langs = tx.dicts(
+            "SELECT c.lang, count(*) AS rows,"
+            " avg(length(coalesce(c.final_instruction, c.instruction))) AS instr_mean,"
+            " stddev_samp(length(coalesce(c.final_instruction, c.instruction))) AS instr_sd,"
+            " avg(length(coalesce(c.final_response, c.response))) AS resp_mean,"
+            " stddev_samp(length(coalesce(c.final_response, c.response))) AS resp_sd,"
+            " min(length(coalesce(c.final_response, c.response))) AS resp_min,"
+            " max(length(coalesce(c.final_response, c.response))) AS resp_max,"
+            " count(*) FILTER (c.review_status = 'edited') AS edited"
+            f" FROM candidates c WHERE {where} GROUP BY 1 ORDER BY 1", params)
+        sources = tx.all(
+            f"SELECT coalesce(d.source, '(unknown)'), count(*) FROM candidates c LEFT JOIN documents d ON d.id = c.doc_id "
+            f"WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1", params)
+        versions = tx.dicts(
+            "WITH used AS (SELECT DISTINCT model_version AS name FROM candidates c WHERE "
+            f"{where} AND model_version IS NOT NULL) SELECT u.name, m.kind, m.base, m.steps, m.data_hash, m.created_at "
+            "FROM used u LEFT JOIN model_versions m ON m.name = u.name ORDER BY u.name", params)
+    codes = [r["lang"] for r in langs]
+    review = {r["lang"]: r for r in curate.overview(store, [c for c in codes if c in LANGS])} if codes else {}
+    agreement = curate.reviewer_stats(store, [c for c in codes if c in LANGS]) if codes else None
+    return {"langs": langs, "sources": sources, "versions": versions, "review": review, "agreement": agreement}
+
+
+def _f(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, facts: dict, created: datetime,
+          by_user: str) -> str:
+    data_glob = {"jsonl": "data.jsonl", "parquet": "data.parquet", "hf": "data/train-*.parquet"}[cfg.format]
+    codes = [r["lang"] for r in facts["langs"]]
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        f"    path: {data_glob}",
+        "language:",
+        *[f"- {c}" for c in codes],
+        "license: other",
+        "task_categories:",
+        "- text-generation",
+        "---",
+        "",
+        "# Cross-lingual instruction data (xinstruct export)",
+        "",
+        "English instructions paired with **native** responses taken from web text (not translated), reviewed by native "
+        "speakers (method: X-Instruction, Li et al., ACL Findings 2024). Responses are as the reviewers left them.",
+        "",
+        f"- rows: **{rows}**; template: `{cfg.template}`; format: `{cfg.format}`",
+        f"- selection: status {', '.join(cfg.statuses())}"
+        + (f"; languages {', '.join(cfg.langs)}" if cfg.langs else "")
+        + (f"; score >= {cfg.min_score}" if cfg.min_score is not None else "")
+        + (f"; filter {json.dumps(cfg.filter.as_dict(), ensure_ascii=False)}" if cfg.filter is not None else ""),
+        f"- exported {created:%Y-%m-%d %H:%M} UTC by {by_user}; content hash `{content_hash}`",
+        "",
+        "## Languages and lengths (characters)",
+        "",
+        "| language | rows | edited | instruction mean (sd) | response mean (sd) | response min-max |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in facts["langs"]:
+        name = LANGS[r["lang"]].name if r["lang"] in LANGS else r["lang"]
+        lines.append(
+            f"| {name} ({r['lang']}) | {r['rows']} | {r['edited']} | {_f(r['instr_mean'])} ({_f(r['instr_sd'])}) | "
+            f"{_f(r['resp_mean'])} ({_f(r['resp_sd'])}) | {r['resp_min']}-{r['resp_max']} |")
+    lines += [
+        "",
+        "## Review (all reviewed pairs of these languages in the store, not only the exported ones)",
+        "",
+        "| language | decided | acceptance | edit rate | mean edit distance (instruction, chars) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for code in codes:
+        r = facts["review"].get(code)
+        if r:
+            lines.append(f"| {code} | {r['decided']} | {_pct(r['acceptance_rate'])} | {_pct(r['edit_rate'])} | "
+                         f"{_f(r['mean_edit_distance'])} |")
+    ag = facts["agreement"]
+    if ag is not None and ag.multi_reviewed:
+        lines += ["", f"Agreement between reviewers over {ag.multi_reviewed} pairs with two or more verdicts: "
+                      f"Krippendorff's alpha (nominal, keep vs reject) {_f(ag.alpha, 3)}; over accept/edit/reject "
+                      f"{_f(ag.alpha_actions, 3)}."]
+    else:
+        lines += ["", "Agreement between reviewers: no pair has two or more verdicts yet."]
+    lines += ["", "## Sources and licenses", "", "| source | rows |", "|---|---:|"]
+    lines += [f"| {src} | {n} |" for src, n in facts["sources"]]
+    lines += ["", LICENSE_NOTE, "", "## Model versions", ""]
+    if facts["versions"]:
+        lines += ["| name | kind | base | steps | created |", "|---|---|---|---:|---|"]
+        for v in facts["versions"]:
+            lines.append(f"| {v['name']} | {v['kind'] or '–'} | {v['base'] or '–'} | {_f(v['steps'])} | "
+                         f"{v['created_at'] or '–'} |")
+    else:
+        lines.append("No model version recorded.")
+    lines += ["", "## Files", "", "| file | sha256 | bytes |", "|---|---|---:|"]
+    lines += [f"| {f['path']} | `{f['sha256']}` | {f['bytes']} |" for f in files]
+    lines += ["", "Columns: " + ", ".join(f"`{c}`" for c in _columns(cfg)) + ". `decisions` lists every logged "
+              "decision on the pair (reviewer, action, time). Rows are ordered by `candidate_id`.", ""]
+    return "\n".join(lines)
