@@ -13,9 +13,10 @@ No Streamlit here: the curator pages and the CLI call these functions and render
 * `conflicts`, `adjudicate` — items whose reviewers disagreed, and the curator's final word.
 * Chart data: `score_histogram`, `progress`, `embedding_map`, `top_topics` (with `verb_object`).
 
-Who reviewed what is read from the decision log. A reviewer's *verdict* on a candidate is their latest accept / edit /
-reject that no later `undo` of theirs cancelled; `keep` (accept or edit) against `reject` is what agreement measures: an
-accept and an edit of the same pair agree that the pair is worth keeping.
+Who reviewed what is read from the decision log with the rule of record of `review.derive_state`: a reviewer's
+*verdict* on a candidate is their latest accept / edit / reject that is still in force (not taken back by an `undo`, not
+before a `send_to_review`). Two verdicts agree when they are the same action and, for edits, the same edited text;
+anything else is what makes a candidate a 'conflict'.
 """
 
 from __future__ import annotations
@@ -42,15 +43,27 @@ AGREEMENT = ("any", "agree", "disagree")
 REVIEW_ACTIONS = ("accept", "edit", "reject")  # a reviewer's own verdicts (bulk and curator actions are not reviews)
 KEPT = ("accepted", "edited")  # final states of a pair that goes into the data
 
-# The effective verdict of each reviewer on each candidate: their latest accept / edit / reject / undo, unless that is an
-# undo. Columns: candidate_id, reviewer, verdict (accept | edit | reject), keep (bool), decided_at.
-VERDICTS_SQL = """
-    SELECT candidate_id, reviewer, action AS verdict, action <> 'reject' AS keep, created_at AS decided_at
+# The verdicts in force, as review.derive_state counts them: per (candidate, reviewer) the latest accept / edit / reject
+# not undone (an undo names the decision it takes back in after.undoes) and not before the candidate's latest
+# send_to_review in force. Columns: candidate_id, reviewer, verdict (accept | edit | reject), verdict_key (the action,
+# for an edit with a hash of the edited text: equal keys = agreement), keep (accept or edit), decided_at.
+_UNDONE = ("SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) FROM decisions "
+           "WHERE action = 'undo' AND after IS NOT NULL AND json_extract_string(after, '$.undoes') IS NOT NULL")
+VERDICTS_SQL = f"""
+    SELECT candidate_id, reviewer, action AS verdict, verdict_key, action <> 'reject' AS keep, created_at AS decided_at
     FROM (
-        SELECT candidate_id, reviewer, action, created_at,
-               row_number() OVER (PARTITION BY candidate_id, reviewer ORDER BY id DESC) AS rn
-        FROM decisions WHERE action IN ('accept', 'edit', 'reject', 'undo')
-    ) WHERE rn = 1 AND action <> 'undo'
+        SELECT d.candidate_id, d.reviewer, d.action, d.created_at,
+               CASE WHEN d.action = 'edit' THEN 'edit:' || md5(
+                   coalesce(json_extract_string(d.after, '$.instruction'), '') || chr(1) ||
+                   coalesce(json_extract_string(d.after, '$.response'), '')) ELSE d.action END AS verdict_key,
+               row_number() OVER (PARTITION BY d.candidate_id, d.reviewer ORDER BY d.id DESC) AS rn
+        FROM decisions d
+        LEFT JOIN (
+            SELECT candidate_id, max(id) AS rid FROM decisions
+            WHERE action = 'send_to_review' AND id NOT IN ({_UNDONE}) GROUP BY candidate_id
+        ) r ON r.candidate_id = d.candidate_id
+        WHERE d.action IN ('accept', 'edit', 'reject') AND d.id > coalesce(r.rid, -1) AND d.id NOT IN ({_UNDONE})
+    ) WHERE rn = 1
 """
 
 
@@ -69,6 +82,7 @@ class CandidateFilter:
     statuses: tuple[str, ...] = ()  # review status: pending in_review accepted edited rejected conflict
     reviewer: str | None = None  # only candidates this reviewer decided on
     agreement: str = "any"  # any | agree | disagree: among candidates with verdicts from two or more reviewers
+    #                         (agree: all the same action, and the same text for edits; as review.derive_state)
     search: str | None = None  # case-insensitive substring of the instruction or response (current or final)
 
     def __post_init__(self) -> None:
@@ -146,7 +160,7 @@ class CandidateFilter:
             having = "= 1" if self.agreement == "agree" else "> 1"
             parts.append(
                 f"{a}.id IN (SELECT candidate_id FROM ({VERDICTS_SQL}) GROUP BY candidate_id "
-                f"HAVING count(*) >= 2 AND count(DISTINCT keep) {having})"
+                f"HAVING count(*) >= 2 AND count(DISTINCT verdict_key) {having})"
             )
         if self.search:
             pattern = "%" + _escape_like(str(self.search)) + "%"
@@ -392,16 +406,20 @@ def _bulk(store, filt, user, action, *, extra, chunk, batch, progress) -> BulkRe
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclass
 class ReviewerStats:
-    per_day: pd.DataFrame  # reviewer, day, decisions
+    per_day: pd.DataFrame  # reviewer, day, decisions (every logged action)
     reviewers: pd.DataFrame  # reviewer, decisions, accept, edit, reject, other, days, per_day, first, last,
     #                          pairs, pairwise_agreement
-    alpha: float | None  # Krippendorff's alpha (nominal, keep vs reject) over candidates with >= 2 verdicts
-    alpha_actions: float | None  # the same over accept / edit / reject
+    alpha: float | None  # Krippendorff's alpha (nominal) over candidates with >= 2 verdicts; categories as the rule of
+    #                      record: accept, reject, or an edit to one particular text
+    alpha_keep: float | None  # the same with two categories: keep (accept or any edit) vs reject
     multi_reviewed: int  # candidates with verdicts from two or more reviewers
 
 
 def reviewer_stats(store: Store, langs: Iterable[str] | None = None) -> ReviewerStats:
-    """Throughput and agreement per reviewer, from the decision log."""
+    """Throughput and agreement per reviewer, from the decision log.
+
+    pairwise_agreement: over every pair of reviewers who both gave a verdict on one candidate, the share of pairs in
+    which this reviewer agreed with the other (same verdict as review.derive_state counts it)."""
     filt = CandidateFilter(langs=tuple(langs or ()))
     where, params = filt.where("c")
     with store.session() as tx:
@@ -415,35 +433,38 @@ def reviewer_stats(store: Store, langs: Iterable[str] | None = None) -> Reviewer
             "count(DISTINCT CAST(d.created_at AS DATE)) AS days, min(d.created_at) AS first, max(d.created_at) AS last "
             f"FROM decisions d JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY 1 ORDER BY 1", params)
         verdicts = tx.all(
-            f"SELECT v.candidate_id, v.reviewer, v.verdict, v.keep FROM ({VERDICTS_SQL}) v "
+            f"WITH v AS ({VERDICTS_SQL}) SELECT v.candidate_id, v.reviewer, v.verdict_key, v.keep FROM v "
             f"JOIN candidates c ON c.id = v.candidate_id WHERE {where} AND v.candidate_id IN ("
-            f"  SELECT candidate_id FROM ({VERDICTS_SQL}) GROUP BY 1 HAVING count(*) >= 2) ORDER BY 1, 2", params)
+            "SELECT candidate_id FROM v GROUP BY 1 HAVING count(*) >= 2) ORDER BY 1, 2", params)
     by_cand: dict[str, dict[str, tuple[str, bool]]] = {}
-    for cid, reviewer, verdict, keep in verdicts:
-        by_cand.setdefault(cid, {})[reviewer] = (verdict, bool(keep))
+    for cid, reviewer, key, keep in verdicts:
+        by_cand.setdefault(cid, {})[reviewer] = (key, bool(keep))
     pairs: Counter = Counter()
     agree: Counter = Counter()
     for votes in by_cand.values():
         names = sorted(votes)
         for i, r in enumerate(names):
             for s in names[i + 1:]:
-                same = votes[r][1] == votes[s][1]
+                same = votes[r][0] == votes[s][0]
                 for who in (r, s):
                     pairs[who] += 1
                     agree[who] += same
+    columns = ["reviewer", "decisions", "accept", "edit", "reject", "other", "days", "first", "last", "per_day",
+               "pairs", "pairwise_agreement"]
     if not totals.empty:
         totals["per_day"] = totals["decisions"] / totals["days"].clip(lower=1)
-        totals["pairs"] = totals["reviewer"].map(lambda r: pairs.get(r, 0)).astype(int)
-        totals["pairwise_agreement"] = totals["reviewer"].map(
-            lambda r: agree[r] / pairs[r] if pairs.get(r) else None).astype(float)
+        totals["pairs"] = [int(pairs.get(r, 0)) for r in totals["reviewer"]]
+        totals["pairwise_agreement"] = [agree[r] / pairs[r] if pairs.get(r) else float("nan")
+                                        for r in totals["reviewer"]]
+        totals = totals[columns]
     else:
-        totals = pd.DataFrame(columns=["reviewer", "decisions", "accept", "edit", "reject", "other", "days", "first",
-                                       "last", "per_day", "pairs", "pairwise_agreement"])
+        totals = pd.DataFrame(columns=columns)
+    keys: dict[str, int] = {}
     return ReviewerStats(
         per_day=per_day,
         reviewers=totals,
-        alpha=_alpha(by_cand, lambda v: int(v[1])),
-        alpha_actions=_alpha(by_cand, lambda v: REVIEW_ACTIONS.index(v[0])),
+        alpha=_alpha(by_cand, lambda v: keys.setdefault(v[0], len(keys))),
+        alpha_keep=_alpha(by_cand, lambda v: int(v[1])),
         multi_reviewed=len(by_cand),
     )
 

@@ -103,7 +103,7 @@ def parse_instruction(output: str) -> tuple[str | None, str | None]:
         return None, "too long"
     script = dominant_script(instruction)
     if script != "LATIN":
-        return None, f"not English ({(script or 'no').lower()} script)"
+        return None, f"not English ({script.lower()} script)" if script else "not English (no letters)"
     detected = langid.detect([instruction])[0].lang
     if detected != "en":
         return None, f"not English (detected {detected or 'unknown'})"

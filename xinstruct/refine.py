@@ -300,14 +300,14 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
 def _save_labels(tx: Tx, batch, verdicts: list[Verdict], version: str, cleaned: bool) -> None:
     for (cid, ins, resp, _), v in zip(batch, verdicts):
         tx.execute(
-            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, label_reason = ? WHERE id = ? AND label IS NULL",
-            [v.label, v.score, v.gain, v.reason, cid])
+            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, p_good = ?, label_reason = ? "
+            "WHERE id = ? AND label IS NULL", [v.label, v.score, v.gain, v.p_good, v.reason, cid])
         if cleaned:
             tx.execute("UPDATE candidates SET response = ? WHERE id = ?", [resp, cid])
         tx.execute(
-            "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, model_version)"
-            " SELECT id, version, 'label', instruction, ?, ?, ?, ? FROM candidates WHERE id = ?",
-            [v.label, v.score, v.reason, version, cid])
+            "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, model_version,"
+            " p_good, gain) SELECT id, version, 'label', instruction, ?, ?, ?, ?, ?, ? FROM candidates WHERE id = ?",
+            [v.label, v.score, v.reason, version, v.p_good, v.gain, cid])
 
 
 def _save_refinements(tx: Tx, batch, updates: list[tuple[str, str, Verdict]], rnd: int, version: str) -> None:
@@ -316,11 +316,11 @@ def _save_refinements(tx: Tx, batch, updates: list[tuple[str, str, Verdict]], rn
     for cid, instruction, v in updates:
         tx.execute(
             "UPDATE candidates SET instruction = ?, version = version + 1, label = ?, score = ?, raw_score = ?, "
-            "label_reason = ? WHERE id = ?", [instruction, v.label, v.score, v.gain, v.reason, cid])
+            "p_good = ?, label_reason = ? WHERE id = ?", [instruction, v.label, v.score, v.gain, v.p_good, v.reason, cid])
         tx.execute(
             "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, round_id, "
-            "model_version) SELECT id, version, 'refine', instruction, label, score, label_reason, ?, ? FROM candidates "
-            "WHERE id = ?", [rnd, version, cid])
+            "model_version, p_good, gain) SELECT id, version, 'refine', instruction, label, score, label_reason, ?, ?, "
+            "p_good, raw_score FROM candidates WHERE id = ?", [rnd, version, cid])
 
 
 def _chunks(rows: list, n: int):

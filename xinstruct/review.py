@@ -511,6 +511,14 @@ def undo_last(store: Store, user: User, *, request_id: str | None = None, lease_
     """Take back the user's latest decision in force; returns that decision (or None). The item is leased back to the
     user, so next_item shows it again."""
     authorize(user, "reviewer")
+    done = _existing(store, request_id)
+    if done is not None:  # a retry of an undo that went through: report what it undid, change nothing
+        with store.session() as tx:
+            rows = tx.dicts(
+                "SELECT id, candidate_id, reviewer, action, before, after, reason, note, created_at FROM decisions "
+                "WHERE id = (SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) FROM decisions "
+                "WHERE id = ?)", [done])
+        return rows[0] if rows else None
     last = last_decision(store, user)
     if last is None:
         return None

@@ -179,6 +179,14 @@ MIGRATIONS: list[tuple[str, str]] = [
             vector FLOAT[] NOT NULL, PRIMARY KEY (candidate_id, model));
         """,
     ),
+    (
+        "0003_evaluator_features",
+        """
+        ALTER TABLE candidates ADD COLUMN p_good DOUBLE;  -- evaluator feature: P("good") from label-word probabilities
+        ALTER TABLE candidate_versions ADD COLUMN p_good DOUBLE;
+        ALTER TABLE candidate_versions ADD COLUMN gain DOUBLE;   -- evaluator feature: likelihood gain of the text
+        """,
+    ),
 ]
 
 

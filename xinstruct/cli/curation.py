@@ -86,3 +86,70 @@ def run(
         cfg.diversify = {**cfg.diversify, "target": target}
     summary = pipeline.run(open_store(db), cfg, base, echo=typer.echo)
     typer.echo("summary: " + ", ".join(f"{s} {v['seconds']} s" for s, v in summary.items()))
+
+
+@app.command()
+def feedback(
+    train: Annotated[bool, typer.Option("--train/--no-train", help="Also train a new generator version on the accepted and edited pairs.")] = False,
+    epochs: Annotated[Optional[float], typer.Option(help="Training epochs (with --train).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Base model for training (default: embedded Gemma 3 270M).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Turn review decisions into a calibrated evaluator, refinement examples and (with --train) a new generator.
+
+    Example: xinstruct feedback --train
+    """
+    from .. import feedback as feedback_mod
+
+    train_cfg = None
+    if train:
+        from ..train import TrainConfig
+
+        train_cfg = override(TrainConfig(), epochs=epochs, base=base)
+    result = feedback_mod.feedback(open_store(db), train=train, train_config=train_cfg)
+    for lang, fit in result["languages"].items():
+        auc = "n/a" if fit["auc"] is None else f"{fit['auc']:.3f}"
+        typer.echo(f"{lang}: calibration {'fitted' if fit['calibration'] else 'skipped'} on {fit['n_train']}, "
+                   f"held-out {fit['n_test']}: ROC-AUC {auc}, threshold {fit['threshold']} {fit['note']}")
+    typer.echo(f"calibration version: {result['calibration']}; refinement examples {result['refine_examples']}; "
+               f"generator pairs {result['generator_pairs']}; new generator: {result['generator']}")
+
+
+round_app = typer.Typer(help="Rounds of generation and review.", no_args_is_help=True)
+app.add_typer(round_app, name="round")
+
+
+@round_app.command("new")
+def round_new(
+    run_pipeline: Annotated[bool, typer.Option("--run/--no-run", help="Generate, refine and diversify for unused documents now.")] = True,
+    limit: Annotated[Optional[int], typer.Option(help="Documents per language to generate for.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Candidates to select per language.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Start the next round with the latest generator and calibrated evaluator, and run it on unused documents.
+
+    Example: xinstruct round new --limit 200
+    """
+    from .. import feedback as feedback_mod
+
+    store = open_store(db)
+    info = feedback_mod.new_round(store)
+    typer.echo(f"round {info['round']}: generator {info['generator'] or 'embedded default'}, "
+               f"evaluator {info['evaluator'] or 'uncalibrated'}")
+    if run_pipeline:
+        cfg = pipeline.PipelineConfig(stages=["generate", "refine", "diversify"],
+                                      generate={"model": info["generator"], **({"limit": limit} if limit else {})},
+                                      diversify={"target": target} if target else {})
+        pipeline.run(store, cfg, Path.cwd(), echo=typer.echo)
+
+
+@round_app.command("report")
+def round_report(db: DbOption = None) -> None:
+    """Per round and language: reviewed, acceptance and edit rates, edit distance, evaluator-human AUC, versions.
+
+    Example: xinstruct round report
+    """
+    from .. import feedback as feedback_mod
+    from ._app import echo_table
+
+    echo_table(feedback_mod.round_report(open_store(db)))

@@ -1,3 +1,99 @@
-"""Commands of this area (see xinstruct/cli/__init__.py)."""
+"""Generation commands: `xinstruct generate` and `xinstruct train generator`."""
 
-from ._app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import generate as generate_mod
+from .. import train as train_mod
+from ._app import DbOption, app, open_store
+
+train_app = typer.Typer(help="Train models from the store and the seed data.\n\nExample: xinstruct train generator",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@app.command()
+def generate(
+    lang: Annotated[Optional[str], typer.Option(help="Only documents of this language (bn fi hi id sw ta th tr ur vi).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="At most this many documents in this run.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model version name or folder (default: the embedded model).")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help="embedded | transformers | vllm | llamacpp (default: embedded, or transformers with --model).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Documents per model call and per transaction.")] = 8,
+    seed: Annotated[Optional[list[Path]], typer.Option(
+        "--seed", help="Seed file(s) for few-shot examples (default: the packaged seed set).")] = None,
+    few_shot: Annotated[Optional[int], typer.Option(
+        help="Seed examples per prompt (default: 2, or 0 for a trained backward model).")] = None,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest instruction in tokens.")] = 48,
+    round_id: Annotated[Optional[int], typer.Option("--round", help="Round to generate for (default: the latest).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per pipeline stage.")] = 1,
+    pipeline_parallel_size: Annotated[int, typer.Option(help="vllm: pipeline stages (across nodes with Ray).")] = 1,
+    distributed_backend: Annotated[Optional[str], typer.Option(
+        help="vllm: 'ray' to use a Ray cluster (multi-node), 'mp' for one node.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write an English instruction for every kept document that has no candidate in this round.
+
+    Resumable: a rerun skips documents already done; Ctrl-C loses at most the batch in flight.
+
+    Example: xinstruct generate --lang sw --limit 100
+    """
+    cfg = generate_mod.GenerateConfig(
+        lang=lang, limit=limit, model=model, backend=backend, batch_size=batch_size,
+        seed_files=[str(p) for p in seed or []], few_shot=few_shot, temperature=temperature,
+        max_new_tokens=max_new_tokens, round_id=round_id, device=device, tensor_parallel_size=tensor_parallel_size,
+        pipeline_parallel_size=pipeline_parallel_size, distributed_backend=distributed_backend,
+    )
+    stats = generate_mod.run(open_store(db), cfg)
+    if not stats["pending"]:
+        typer.echo(f"round {stats['round']}: nothing to generate (every kept document has a candidate)")
+        return
+    reasons = ", ".join(f"{k} {v}" for k, v in stats["reasons"].items()) or "none"
+    typer.echo(f"round {stats['round']}, model {stats['model']} (few-shot {stats['few_shot']}): "
+               f"generated {stats['generated']} of {stats['pending']} pending, ok {stats['ok']}, "
+               f"rejected {stats['rejected']} ({reasons})")
+    typer.echo(f"speed: {stats['tokens_per_s']} tokens/s, {stats['docs_per_min']} documents/min "
+               f"({stats['seconds']} s in the model)")
+
+
+@train_app.command("generator")
+def train_generator(
+    seed: Annotated[Optional[list[Path]], typer.Option(
+        "--seed", help="Seed file(s) of pairs (default: the packaged seed set).")] = None,
+    lang: Annotated[Optional[list[str]], typer.Option(help="Train on these languages only (repeatable).")] = None,
+    base: Annotated[str, typer.Option(help="Base model: gemma3-270m, a folder or a model version.")] = "gemma3-270m",
+    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapter (default) or full fine-tune.")] = True,
+    epochs: Annotated[float, typer.Option(help="Passes over the seed pairs.")] = 1.5,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass (2 are accumulated per step).")] = 4,
+    holdout_every: Annotated[int, typer.Option(
+        help="Hold out every N-th pair per language for evaluation (0 = train on all).")] = 0,
+    fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Version name (default: backward-<data hash>).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Train the backward model (native text -> English instruction) on seed pairs and register it.
+
+    Then `xinstruct generate --model NAME` uses it. About 5 min per epoch of 240 pairs on 2 CPU cores.
+
+    Example: xinstruct train generator --seed my_pairs.jsonl --epochs 2 --name sw-backward-v2
+    """
+    cfg = train_mod.TrainConfig(
+        seed_files=[str(p) for p in seed or []], langs=list(lang or []), base=base, lora=lora, epochs=epochs,
+        max_steps=max_steps, lr=lr, batch_size=batch_size, holdout_every=holdout_every, fp16=fp16, name=name,
+        device=device,
+    )
+    store = open_store(db)
+    version = train_mod.train_generator(store, cfg)
+    with store.session() as tx:
+        path, steps, loss = tx.one("SELECT path, steps, final_loss FROM model_versions WHERE name = ?", [version])
+    typer.echo(f"trained {version}: {steps} steps, final loss {loss:.3f}, saved in {path}")
+    typer.echo(f"use it: xinstruct generate --model {version}")

@@ -154,6 +154,17 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return text[: offset + min(hits)], True
 
 
+def split_ids(tokenizer, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of prompt (with BOS; an empty prompt is just BOS) and continuation, for scoring the continuation."""
+    p = tokenizer(prompt).input_ids if prompt else []
+    if not p and tokenizer.bos_token_id is not None:
+        p = [tokenizer.bos_token_id]
+    c = tokenizer(continuation, add_special_tokens=False).input_ids
+    if not p:  # no prompt and no BOS: the first continuation token is context only
+        p, c = c[:1], c[1:]
+    return p, c
+
+
 def batched(items: Sequence, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
@@ -253,7 +264,7 @@ class TransformersModel:
         """Mean log-probability per continuation token given the prompt (an empty prompt is scored from BOS)."""
         import torch
 
-        rows = [self._split_ids(p, c) for p, c in zip(prompts, continuations)]
+        rows = [split_ids(self.tokenizer, p, c) for p, c in zip(prompts, continuations)]
         pad = self.tokenizer.pad_token_id
         out: list[float] = []
         for chunk in batched(rows, self.batch_size):
@@ -274,16 +285,6 @@ class TransformersModel:
                 n = int(scored[i].sum())
                 out.append(float(logp[i][scored[i]].sum()) / n if n else 0.0)
         return out
-
-    def _split_ids(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
-        tok = self.tokenizer
-        p = tok(prompt).input_ids if prompt else []
-        if not p and tok.bos_token_id is not None:
-            p = [tok.bos_token_id]
-        c = tok(continuation, add_special_tokens=False).input_ids
-        if not p:  # no prompt and no BOS: the first continuation token is context only
-            p, c = c[:1], c[1:]
-        return p, c
 
 
 class _StopOnStrings:

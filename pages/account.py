@@ -1,0 +1,28 @@
+"""Your account: who you are, what you review, change your password."""
+
+import streamlit as st
+
+from xinstruct import auth, review
+from xinstruct.errors import XInstructError
+
+user = auth.require("reviewer")
+store = auth.get_store()
+
+st.title("Account")
+st.write(f"**{user.name}** · role {user.role} · languages: {', '.join(user.langs) if user.langs else 'all'}")
+p = review.progress(store, user)
+st.write(f"Reviewed today: {p['done_today']} · left in your queue: {p['left_in_queue']}")
+
+with st.form("xi_password", clear_on_submit=True):
+    old = st.text_input("Current password", type="password", autocomplete="current-password")
+    new = st.text_input("New password", type="password", autocomplete="new-password")
+    again = st.text_input("New password again", type="password", autocomplete="new-password")
+    if st.form_submit_button("Change password"):
+        if new != again:
+            st.error("The new passwords differ.")
+        else:
+            try:
+                auth.change_password(store, user, old, new)
+                st.success("Password changed.")
+            except XInstructError as exc:
+                st.error(str(exc))
