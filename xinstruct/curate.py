@@ -40,7 +40,6 @@ LABELS = ("good", "flawed", "bad")
 UNLABELED = "unlabeled"  # filter value for candidates the evaluator has not labelled yet
 STATUSES = ("pending", "in_review", "accepted", "edited", "rejected", "conflict")
 AGREEMENT = ("any", "agree", "disagree")
-REVIEW_ACTIONS = ("accept", "edit", "reject")  # a reviewer's own verdicts (bulk and curator actions are not reviews)
 KEPT = ("accepted", "edited")  # final states of a pair that goes into the data
 
 # The verdicts in force, as review.derive_state counts them: per (candidate, reviewer) the latest accept / edit / reject
@@ -266,23 +265,29 @@ SEARCH_COLUMNS = (
 
 
 def search(store: Store, filt: CandidateFilter | None = None, limit: int = 100, offset: int = 0) -> pd.DataFrame:
-    """The candidates a filter selects, best score first: instruction and response as finally edited (else current;
-    the response cut to 300 characters), `reviews` = reviewers with a verdict, `decisions` = entries in the log."""
+    """The candidates a filter selects, best score first (then id): instruction and response as finally edited (else
+    current; the response cut to 300 characters), `reviews` = verdicts in force, `decisions` = entries in the log."""
     filt = filt or CandidateFilter()
     where, params = filt.where("c")
     sql = f"""
         SELECT c.id, c.lang, c.label, c.score, c.cluster, c.review_status, c.selected,
                coalesce(c.final_instruction, c.instruction) AS instruction,
-               left(coalesce(c.final_response, c.response), 300) AS response,
-               (SELECT count(DISTINCT reviewer) FROM decisions d
-                 WHERE d.candidate_id = c.id AND d.action IN ('accept', 'edit', 'reject')) AS reviews,
-               (SELECT count(*) FROM decisions d WHERE d.candidate_id = c.id) AS decisions
+               left(coalesce(c.final_response, c.response), 300) AS response
         FROM candidates c WHERE {where}
         ORDER BY c.score DESC NULLS LAST, c.id
         LIMIT ? OFFSET ?
     """
     with store.session() as tx:
-        return tx.df(sql, [*params, int(limit), int(offset)])
+        df = tx.df(sql, [*params, int(limit), int(offset)])
+        ids = df["id"].tolist()
+        marks = ", ".join("?" for _ in ids) or "NULL"
+        reviews = dict(tx.all(f"SELECT candidate_id, count(*) FROM ({VERDICTS_SQL}) WHERE candidate_id IN ({marks}) "
+                              "GROUP BY 1", ids)) if ids else {}
+        logged = dict(tx.all(f"SELECT candidate_id, count(*) FROM decisions WHERE candidate_id IN ({marks}) "
+                             "GROUP BY 1", ids)) if ids else {}
+    df["reviews"] = [int(reviews.get(i, 0)) for i in ids]
+    df["decisions"] = [int(logged.get(i, 0)) for i in ids]
+    return df[list(SEARCH_COLUMNS)]
 
 
 def count(store: Store, filt: CandidateFilter | None = None) -> int:
@@ -325,16 +330,20 @@ class BulkResult:
         return msg
 
 
-# Which review states each bulk action may touch: a bulk action never overrides a human verdict.
+# Which review states each bulk action touches. bulk_accept never overrides a reviewer: only untouched (pending) pairs.
+# send_to_review cancels the decisions before it (review.effective_decisions), so the pair goes back to the queue as
+# pending: it applies to pairs with a final state or a conflict; pending ones are in the queue already, and in_review
+# ones are left alone so that no reviewer's work in progress is wiped by a filter.
 BULK_TARGETS = {
-    "send_to_review": ("pending",),
+    "send_to_review": ("accepted", "edited", "rejected", "conflict"),
     "bulk_accept": ("pending",),
 }
 
 
 def bulk_send_to_review(store: Store, filt: CandidateFilter, user, *, chunk: int = 500, batch: str | None = None,
                         progress: Callable[[int, int], None] | None = None) -> BulkResult:
-    """Send every pending candidate the filter selects to human review (one `send_to_review` decision each)."""
+    """Send the decided or conflicting candidates the filter selects back to human review (one `send_to_review`
+    decision each, under the curator's name): their earlier decisions stop counting and they are pending again."""
     return _bulk(store, filt, user, "send_to_review", extra=None, chunk=chunk, batch=batch, progress=progress)
 
 
@@ -526,20 +535,32 @@ ADJUDICATE_VERDICTS = ("accept", "edit", "reject")
 
 def adjudicate(store: Store, candidate_id: str, user, action: str, instruction: str | None = None,
                response: str | None = None, *, reason: str | None = None, note: str | None = None,
-               request_id: str | None = None):
-    """A curator's final word on a candidate: `action` is accept, edit (with the final instruction and/or response) or
-    reject. Recorded as one 'adjudicate' decision; review.record_decision derives the final state from it."""
+               request_id: str | None = None) -> int:
+    """A curator's final word on a candidate, recorded as one 'adjudicate' decision (review.record_decision derives the
+    final state from it and it outranks the reviewers' verdicts). `action`:
+
+    * accept: the pair as generated (to keep a reviewer's edited text, pass it as an edit);
+    * edit: with the final instruction and/or response (identical text counts as accept);
+    * reject: with a `reason` from review.REJECT_REASONS (default 'other', with a note saying it was adjudicated).
+    Returns the decision id."""
     from . import auth, review
 
     auth.authorize(user, "curator")
     if action not in ADJUDICATE_VERDICTS:
         raise InputError(f"unknown adjudication {action!r}", hint="use accept, edit or reject")
-    if action == "edit" and instruction is None and response is None:
-        raise InputError("an edit needs the final instruction or response")
-    if action == "reject":
+    if action == "accept":
+        instruction = response = reason = None
+    elif action == "edit":
+        if instruction is None and response is None:
+            raise InputError("an edit needs the final instruction or response")
+        reason = None
+    else:
         instruction = response = None
+        reason = reason or "other"
+        if reason == "other" and not (note or "").strip():
+            note = f"rejected in adjudication by {user.name}"
     return review.record_decision(store, candidate_id, user, "adjudicate", instruction=instruction, response=response,
-                                  reason=reason or action, note=note, request_id=request_id)
+                                  reason=reason, note=note, request_id=request_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

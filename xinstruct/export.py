@@ -399,8 +399,8 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
     ag = facts["agreement"]
     if ag is not None and ag.multi_reviewed:
         lines += ["", f"Agreement between reviewers over {ag.multi_reviewed} pairs with two or more verdicts: "
-                      f"Krippendorff's alpha (nominal, keep vs reject) {_f(ag.alpha, 3)}; over accept/edit/reject "
-                      f"{_f(ag.alpha_actions, 3)}."]
+                      f"Krippendorff's alpha (nominal; accept, reject or an edit to one text) {_f(ag.alpha, 3)}; "
+                      f"keep vs reject {_f(ag.alpha_keep, 3)}."]
     else:
         lines += ["", "Agreement between reviewers: no pair has two or more verdicts yet."]
     lines += ["", "## Sources and licenses", "", "| source | rows |", "|---|---:|"]

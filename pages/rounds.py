@@ -1,0 +1,55 @@
+"""Rounds (admin): run feedback from the latest decisions, start the next round, compare rounds."""
+
+import pandas as pd
+import streamlit as st
+
+from xinstruct import auth, feedback
+from xinstruct.errors import XInstructError
+
+user = auth.require("admin")
+store = auth.get_store()
+
+st.title("Rounds")
+st.caption("Each round of review should need fewer corrections: acceptance up, edit rate and distance down, "
+           "evaluator-human AUC up.")
+
+report = pd.DataFrame(feedback.round_report(store))
+if report.empty:
+    st.info("No reviewed candidates yet: the report appears after the first decisions.")
+else:
+    st.subheader("Round report")
+    st.dataframe(report, hide_index=True, use_container_width=True)
+    rounds = sorted(report["round"].unique())
+    if len(rounds) >= 2:
+        last, prev = rounds[-1], rounds[-2]
+        cols = ["lang", "acceptance_rate", "edit_rate", "mean_edit_distance", "evaluator_auc"]
+        both = report[report["round"] == last][cols].merge(
+            report[report["round"] == prev][cols], on="lang", suffixes=(f" r{last}", f" r{prev}"))
+        st.subheader(f"Round {last} against round {prev}")
+        st.dataframe(both, hide_index=True, use_container_width=True)
+
+st.subheader("Feedback")
+st.write("Fit the evaluator's calibration on the human decisions, collect refinement examples and generator data.")
+train = st.checkbox("Also train a new generator version (minutes on CPU; better on a GPU machine with the CLI)",
+                    key="xi_rounds_train")
+if st.button("Run feedback", type="primary", key="xi_rounds_feedback"):
+    try:
+        with st.spinner("Fitting..."):
+            result = feedback.feedback(store, train=train)
+        st.success(f"Calibration: {result['calibration'] or 'not enough decisions yet'}; "
+                   f"{result['refine_examples']} refinement examples; {result['generator_pairs']} generator pairs; "
+                   f"new generator: {result['generator'] or '-'}")
+        rows = [{"lang": lang, **{k: v for k, v in fit.items() if k != "calibration"}}
+                for lang, fit in result["languages"].items()]
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+    except XInstructError as exc:
+        st.error(f"Feedback failed, nothing was changed: {exc}")
+
+st.subheader("Next round")
+st.write("Records round N+1 with the latest generator and calibration. Generation itself runs from the command line "
+         "(`xinstruct round new`), on this machine or a GPU machine, while reviewers keep working.")
+if st.button("Start next round", key="xi_rounds_new"):
+    info = feedback.new_round(store)
+    st.success(f"Round {info['round']} started: generator {info['generator'] or 'embedded default'}, "
+               f"evaluator {info['evaluator'] or 'uncalibrated'}.")
