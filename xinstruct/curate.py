@@ -640,8 +640,6 @@ def embedding_map(store: Store, filt: CandidateFilter | None = None, limit: int 
 # Words that open an instruction without being its verb ("Please write", "Can you explain", "I want you to list").
 _LEAD = {"please", "kindly", "can", "could", "would", "will", "you", "i", "we", "want", "need", "to", "now", "also",
          "then", "just", "briefly", "quickly", "let's", "lets", "let", "us", "me", "help", "try", "and", "so"}
-_QUESTION = {"what", "who", "whom", "whose", "which", "when", "where", "why", "how", "is", "are", "was", "were", "do",
-             "does", "did", "should", "has", "have", "had", "may", "might", "shall"}
 # Words between the verb and its object that are not the object ("write a short summary", "list the main points").
 _SKIP = {"a", "an", "the", "this", "that", "these", "those", "some", "any", "each", "every", "all", "both", "few",
          "several", "many", "more", "most", "other", "another", "such", "me", "us", "him", "her", "them", "it", "my",
@@ -658,8 +656,9 @@ _WORD = re.compile(r"[a-z][a-z'\-]*")
 
 def verb_object(instruction: str | None) -> tuple[str, str | None] | None:
     """(verb, object) of an English instruction by a cheap rule: the first word after polite openers is the verb, the
-    next content word is its object. Questions give (wh-word, object): "What are the benefits of tea?" ->
-    ("what", "benefits"). None when there are no words."""
+    next content word is its object. "Please write a short summary of ..." -> ("write", "summary"); questions give
+    (question word, object): "What are the benefits of tea?" -> ("what", "benefits"). None when there are no words.
+    (diversify.verb_object names clusters with a simpler rule that does not skip polite openers.)"""
     if not instruction:
         return None
     words = _WORD.findall(instruction.lower())
@@ -671,9 +670,9 @@ def verb_object(instruction: str | None) -> tuple[str, str | None] | None:
     verb = words[i]
     if verb in _LEAD and i == len(words) - 1:
         return None
+    if verb == "summarise":
+        verb = "summarize"
     obj = next((w for w in words[i + 1:] if w not in _SKIP and len(w) > 1), None)
-    if verb in _QUESTION and verb not in ("what", "who", "which", "when", "where", "why", "how"):
-        verb = "is/are/do" if verb in ("is", "are", "was", "were", "do", "does", "did") else verb
     return verb, obj
 
 
@@ -682,17 +681,12 @@ def top_topics(store: Store, filt: CandidateFilter | None = None, n: int = 20, m
     Columns: verb, object, candidates, share."""
     filt = filt or CandidateFilter()
     where, params = filt.where("c")
-    counts: Counter = Counter()
-    total = 0
     with store.session() as tx:
-        for batch in tx.arrow_batches(
-                f"SELECT coalesce(c.final_instruction, c.instruction) AS i FROM candidates c WHERE {where} "
-                "AND c.instruction IS NOT NULL LIMIT ?", [*params, int(max_rows)]):
-            for text in batch.column(0).to_pylist():
-                vo = verb_object(text)
-                if vo:
-                    counts[vo] += 1
-                    total += 1
+        texts = [r[0] for r in tx.all(
+            f"SELECT coalesce(c.final_instruction, c.instruction) FROM candidates c WHERE {where} "
+            "AND c.instruction IS NOT NULL LIMIT ?", [*params, int(max_rows)])]
+    counts: Counter = Counter(vo for vo in map(verb_object, texts) if vo)
+    total = sum(counts.values())
     rows = [{"verb": v, "object": o or "", "candidates": k, "share": k / total} for (v, o), k in counts.most_common(n)]
     return pd.DataFrame(rows, columns=["verb", "object", "candidates", "share"])
 

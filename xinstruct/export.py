@@ -42,7 +42,8 @@ TEMPLATES = ("alpaca", "messages")
 STATUS_SETS = {"accepted": ("accepted", "edited"), "all": STATUSES, **{s: (s,) for s in STATUSES if s != "accepted"}}
 METADATA = ("candidate_id", "language", "document_id", "source_url", "source", "label", "score", "cluster",
             "review_status", "model_versions", "decisions")
-PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000"
+# No dictionary: responses are long and unique, and trying a dictionary first doubles the write time.
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000, DICTIONARY_SIZE_LIMIT 1"
 LICENSE_NOTE = (
     "The responses are native texts taken from the sources below; each keeps the license of its source. Several web "
     "sources are NonCommercial, ShareAlike or state no license at all: check every source before you redistribute or "
@@ -158,34 +159,39 @@ def export_query(cfg: ExportConfig, extra: tuple[str, list] | None = None) -> tu
     else:
         head = (f"[struct_pack(role := 'user', content := {instruction}), "
                 f"struct_pack(role := 'assistant', content := {response})] AS messages")
+    # Each pair's decisions: sorted by decision id inside the list (list_sort on a struct sorts by its first field),
+    # which is much cheaper than an ordered aggregate over the whole log. Model versions: the candidate's own plus
+    # those of its versions (generator, evaluator, refiner), distinct and sorted.
     sql = f"""
         WITH ln(code, name) AS ({lang_sql}),
-        sel AS (SELECT c.* FROM candidates c WHERE {where}),
         dec AS (
             SELECT d.candidate_id,
-                   list(struct_pack(reviewer := d.reviewer, action := d.action,
-                                    at := strftime(d.created_at, '%Y-%m-%dT%H:%M:%S')) ORDER BY d.id) AS decisions
-            FROM decisions d WHERE d.candidate_id IN (SELECT id FROM sel) GROUP BY 1),
+                   list_transform(list_sort(list(struct_pack(k := d.id, reviewer := d.reviewer, action := d.action,
+                                                             at := d.created_at))),
+                                  lambda x: struct_pack(reviewer := x.reviewer, action := x.action,
+                                                   at := strftime(x.at, '%Y-%m-%dT%H:%M:%S'))) AS decisions
+            FROM decisions d JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY 1),
         mv AS (
-            SELECT candidate_id, list_sort(list_distinct(list(model_version))) AS versions FROM (
-                SELECT v.candidate_id, v.model_version FROM candidate_versions v
-                 WHERE v.model_version IS NOT NULL AND v.candidate_id IN (SELECT id FROM sel)
-                UNION ALL
-                SELECT id, model_version FROM sel WHERE model_version IS NOT NULL) GROUP BY 1)
+            SELECT v.candidate_id, list(DISTINCT v.model_version) AS versions
+            FROM candidate_versions v JOIN candidates c ON c.id = v.candidate_id
+            WHERE v.model_version IS NOT NULL AND {where} GROUP BY 1)
         SELECT {head},
                c.id AS candidate_id, c.lang AS language, c.doc_id AS document_id, doc.url AS source_url,
                doc.source AS source, c.label AS label, c.score AS score, c.cluster AS cluster,
                c.review_status AS review_status,
-               coalesce(mv.versions, []::VARCHAR[]) AS model_versions,
+               list_sort(list_distinct(list_concat(coalesce(mv.versions, []::VARCHAR[]),
+                                                   CASE WHEN c.model_version IS NULL THEN []::VARCHAR[]
+                                                        ELSE [c.model_version] END))) AS model_versions,
                coalesce(dec.decisions, []) AS decisions
-        FROM sel c
+        FROM candidates c
         LEFT JOIN documents doc ON doc.id = c.doc_id
         LEFT JOIN ln ON ln.code = c.lang
         LEFT JOIN dec ON dec.candidate_id = c.id
         LEFT JOIN mv ON mv.candidate_id = c.id
+        WHERE {where}
         ORDER BY c.id
     """
-    return sql, [*lang_params, *params]
+    return sql, [*lang_params, *params, *params, *params]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -20,9 +20,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -209,6 +211,27 @@ def _ensure_seq(store: Store, lang: str) -> None:
     ready.add(lang)
 
 
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _serial(store: Store, langs: Iterable[str]):
+    """Hold this process's lock for each language (sorted, so never a deadlock). The app serves every reviewer from
+    threads of one process, and DuckDB lets only one process open the file, so these locks keep the claims of a language
+    from retrying against each other; the counter row in `_bump` is what makes them correct."""
+    where = f"memory:{id(store)}" if store.memory else str(store.path)
+    with _LOCKS_GUARD:
+        locks = [_LOCKS.setdefault((where, lang), threading.Lock()) for lang in sorted(set(langs))]
+    for lock in locks:
+        lock.acquire()
+    try:
+        yield
+    finally:
+        for lock in reversed(locks):
+            lock.release()
+
+
 def _bump(tx: Tx, lang: str) -> None:
     """Change the language's counter row: serialises this transaction against every other claim/decision of the language."""
     tx.execute("UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = ?", [_seq_key(lang)])
@@ -346,7 +369,8 @@ def next_item(store: Store, user: User, lease_seconds: float = 600) -> dict | No
         item["k"] = k_for(lang, item["reviews_needed"], ks)
         return item
 
-    return store.write(claim)
+    with _serial(store, user.lang_list):
+        return store.write(claim)
 
 
 def release(store: Store, user: User, candidate_id: str) -> None:
@@ -487,7 +511,8 @@ def record_decision(store: Store, candidate_id: str, user: User, action: str, *,
         return int(did)
 
     try:
-        return store.write(write)
+        with _serial(store, [lang]):
+            return store.write(write)
     except StoreError:
         found = _existing(store, request_id)  # a concurrent retry with the same request_id won
         if found is not None:
@@ -573,7 +598,8 @@ def set_document_lang(store: Store, doc_id: str, lang: str, user: User, *, candi
             [request_id, target, user.name, to_json({"doc_id": doc_id, "lang": old}),
              to_json({"doc_id": doc_id, "lang": lang})]))
 
-    return store.write(write)
+    with _serial(store, {*langs_now, lang}):
+        return store.write(write)
 
 
 def _draft_key(user: User, candidate_id: str) -> str:

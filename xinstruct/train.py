@@ -86,8 +86,12 @@ def encode_example(tokenizer, pair: SeedPair, max_tokens: int) -> Example:
     budget = max_tokens - len(target)
     prompt = tokenizer(build_generation_prompt(pair.response, pair.lang)).input_ids
     if len(prompt) > budget:
+        overhead = len(tokenizer(build_generation_prompt("", pair.lang)).input_ids)
+        if overhead > budget:
+            raise ConfigError(f"max_tokens {max_tokens} is too small: the prompt and the instruction of seed pair "
+                              f"{pair.id} alone take {overhead + len(target)} tokens")
         text_ids = tokenizer(pair.response, add_special_tokens=False).input_ids
-        keep = max(0, budget - len(tokenizer(build_generation_prompt("", pair.lang)).input_ids))
+        keep = budget - overhead
         while True:  # decoding and re-encoding can shift the count by a token or two
             text = tokenizer.decode(text_ids[:keep], skip_special_tokens=True)
             prompt = tokenizer(build_generation_prompt(text, pair.lang)).input_ids
@@ -205,7 +209,7 @@ def _optimise(model, examples: list[Example], steps: int, cfg: TrainConfig, pad_
                 batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
                 loss = model(**batch).loss / cfg.grad_accum
                 loss.backward()
-                step_loss += float(loss)
+                step_loss += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             schedule.step()
@@ -222,6 +226,7 @@ def _save(model, tokenizer, folder: Path, meta: dict, cfg: TrainConfig) -> None:
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
+    (tmp / "README.md").unlink(missing_ok=True)  # peft's empty model-card template; metadata.json says what this is
     if cfg.lora and cfg.fp16:
         half_adapter(tmp / "adapter_model.safetensors")
     if not cfg.lora:
@@ -254,18 +259,20 @@ def _register(store: Store, name: str, folder: Path, meta: dict) -> None:
 # Evaluation on held-out seed pairs
 # ---------------------------------------------------------------------------------------------------------------------
 def evaluate_generator(model: Model, pairs: Sequence[SeedPair], embed: Callable[[list[str]], object], *,
-                       examples: Sequence[SeedPair] = (), k: int = 0, params: SamplingParams | None = None) -> dict:
+                       examples: Sequence[SeedPair] = (), k: int = 0, params: SamplingParams | None = None,
+                       max_chars: int = 1000) -> dict:
     """Generate an instruction for each held-out pair's response and compare it with the reference.
 
     Returns the share of outputs the parser accepts (a single English instruction of sane length), the mean cosine
     similarity between the generated and the reference instruction (`embed` returns L2-normalised vectors; a rejected
-    output is compared as written), and the outputs. `k` few-shot `examples` of the same language precede each text.
+    output is compared as written), and the outputs. `k` few-shot `examples` of the same language precede each text,
+    clipped to `max_chars` as in the generation stage.
     """
     from .generate import pick_examples
 
     params = params or SamplingParams()
-    prompts = [build_generation_prompt(p.response, p.lang, pick_examples([e for e in examples if e.lang == p.lang], k,
-                                                                          p.id)) for p in pairs]
+    prompts = [build_generation_prompt(p.response, p.lang, pick_examples([e for e in examples if e.lang == p.lang], k, p.id),
+                                       max_chars=max_chars) for p in pairs]
     outputs = [g.text.strip() for g in model.generate(prompts, params)]
     parsed = [parse_instruction(o) for o in outputs]
     hyp = [inst or out for (inst, _), out in zip(parsed, outputs)]

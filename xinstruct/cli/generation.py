@@ -72,7 +72,9 @@ def train_generator(
     epochs: Annotated[float, typer.Option(help="Passes over the seed pairs.")] = 1.5,
     max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
-    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass (2 are accumulated per step).")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Forward passes per optimizer step.")] = 2,
+    max_tokens: Annotated[int, typer.Option(help="Longest example in tokens (the text is cut, never the instruction).")] = 256,
     holdout_every: Annotated[int, typer.Option(
         help="Hold out every N-th pair per language for evaluation (0 = train on all).")] = 0,
     fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = False,
@@ -88,8 +90,8 @@ def train_generator(
     """
     cfg = train_mod.TrainConfig(
         seed_files=[str(p) for p in seed or []], langs=list(lang or []), base=base, lora=lora, epochs=epochs,
-        max_steps=max_steps, lr=lr, batch_size=batch_size, holdout_every=holdout_every, fp16=fp16, name=name,
-        device=device,
+        max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_tokens=max_tokens,
+        holdout_every=holdout_every, fp16=fp16, name=name, device=device,
     )
     store = open_store(db)
     version = train_mod.train_generator(store, cfg)

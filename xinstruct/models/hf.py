@@ -214,7 +214,7 @@ class TransformersModel:
             do_sample=sampling,
             temperature=params.temperature if sampling else None,
             top_p=params.top_p if sampling else None,
-            top_k=None,
+            top_k=0 if sampling else None,  # SamplingParams has no top-k: disable transformers' default of 50
             repetition_penalty=params.repetition_penalty,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
