@@ -340,6 +340,22 @@ def script_mismatch(text: str, lang: str) -> str | None:
     return None
 
 
+# Common English function words that are not also words of our Latin-script languages ("in", "on", "to", "as" are).
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "the and of is that for with was are this from have has which were would their they there been will about into "
+    "these those what when more also its our you your but not can".split()
+)
+
+
+def english_share(text: str) -> float:
+    """Share of words that are English function words: ~0.4 in English prose, ~0 in our languages."""
+    words = re.findall(r"[a-z']+", text.lower())
+    return sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / max(1, len(re.findall(r"\w+", text)))
+
+
+MIXED_ENGLISH_SHARE = 0.08
+
+
 NUM_PERM = 64
 BANDS, ROWS = 16, 4
 _MERSENNE = np.uint64((1 << 61) - 1)
@@ -474,6 +490,8 @@ def _process_batch(store: Store, path: Path, batch: list[Record], cfg: IngestCon
             r["reason"], r["detail"] = "language", f"declared {declared}, detected {det.lang} ({det.confidence:.2f})"
         elif (why := script_mismatch(r["text"], r["lang"])):
             r["reason"], r["detail"] = "language", why
+        elif (share := english_share(r["text"])) >= MIXED_ENGLISH_SHARE:
+            r["reason"], r["detail"] = "language", f"mixed with English ({share:.0%} English function words)"
         elif det.confidence < cfg.min_lang_confidence:
             r["reason"], r["detail"] = "language", f"uncertain: {det.lang} at {det.confidence:.2f} (mixed or unclear text)"
     # exact and near duplicates, against the store and within the batch
