@@ -118,8 +118,8 @@ def candidate_id(doc_id: str, round_id: int) -> str:
 _PENDING = """
     FROM documents d
     WHERE d.status = 'kept' AND d.lang IN ({langs})
-      AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.doc_id = d.id AND c.round_id = ?)
-"""
+      AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.doc_id = d.id AND c.round_id <= ?)
+"""  # a document is used once: a later round generates only for documents no earlier round used
 
 
 def count_pending(store: Store, langs: Sequence[str], round_id: int) -> int:
