@@ -173,8 +173,18 @@ def main() -> None:
     size_mb = args.db.stat().st_size / 1e6
 
     rows = []
-    review.next_item(store, User("warmup", "reviewer", ("sw",)))  # first-call costs (counter rows) out of the timings
     with store.session():  # warm: the file stays open, as while other sessions are running
+        # The first claim of a language in a process reads that language's order (then refreshed in the background every
+        # review.QUEUE_TTL seconds): timed apart, then the measured calls run with the order cached, as in a running app.
+        fills = []
+        for lang in LANGS:
+            with store.session() as tx:
+                t = time.perf_counter()
+                review._top(tx, lang, review.QUEUE_DEPTH)
+                fills.append((time.perf_counter() - t) * 1000)
+            warm_user = User(f"warm-{lang}", "reviewer", (lang,))
+            item = review.next_item(store, warm_user)
+            review.release(store, warm_user, item["id"])
         warm = measure(store, args.calls, "w")
         base = []
         for n in range(args.baseline_calls):
@@ -184,9 +194,10 @@ def main() -> None:
     cold = measure(store, max(20, args.calls // 4), "c")
     for name, values in [("next_item (warm)", warm["next_item"]), ("record_decision (warm)", warm["record_decision"]),
                          ("naive baseline: pandas pick (warm)", base),
+                         ("queue order read, per language (first claim; then background)", fills),
                          ("next_item (cold: file opened per call)", cold["next_item"]),
                          ("record_decision (cold)", cold["record_decision"])]:
-        rows.append((name, len(values), statistics.median(values), pct(values, 95)))
+        rows.append((name, len(values), statistics.median(values), pct(values, 95), max(values)))
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -199,12 +210,12 @@ def main() -> None:
     print(f"### Review queue latency, {n_cands:,} candidates, {n_dec:,} decisions\n")
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu} · {os.cpu_count()} cores · Python "
           f"{platform.python_version()} · duckdb file {size_mb:,.0f} MB · build {build_s:.0f} s\n")
-    print("| operation | calls | p50 ms | p95 ms |")
-    print("|---|---:|---:|---:|")
-    for name, n, p50, p95 in rows:
-        print(f"| {name} | {n} | {p50:.1f} | {p95:.1f} |")
-    target = rows[0][3] <= 50
-    print(f"\nTarget p95 <= 50 ms for next_item (warm): {'met' if target else 'NOT met'}.")
+    print("| operation | calls | p50 ms | p95 ms | max ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, n, p50, p95, top in rows:
+        print(f"| {name} | {n} | {p50:.1f} | {p95:.1f} | {top:.1f} |")
+    ok = [name for name, _, _, p95, _ in rows[:2] if p95 <= 50]
+    print(f"\nTarget p95 <= 50 ms (warm next_item and record_decision): {'met' if len(ok) == 2 else 'NOT met'}.")
     if tmp is not None and not args.keep:
         tmp.cleanup()
     elif tmp is not None:

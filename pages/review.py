@@ -4,6 +4,7 @@ Thin page: widgets, calls into xinstruct.review, HTML from xinstruct.render. Eve
 shown item and the action, so pressing Retry after a failed write never records it twice.
 """
 
+import time
 import uuid
 
 import streamlit as st
@@ -24,7 +25,7 @@ def show(item):
     ss.xi_nonce = uuid.uuid4().hex
     ss.xi_mode = "view"
     if item:
-        draft = review.load_draft(store, user, item["id"])
+        draft = item.get("draft")  # an unsaved edit from before a reload
         if draft:
             ss.xi_mode = "edit"
             ss[f"xi_ed_i_{item['id']}"] = draft.get("instruction") or ""
@@ -118,7 +119,9 @@ if failed:
         st.rerun()
 
 with st.expander("Guidelines", icon=":material/menu_book:"):
-    st.markdown(review.get_guidelines(store))
+    if time.monotonic() - ss.get("xi_guidelines_at", -1e9) > 60:  # re-read at most once a minute
+        ss.xi_guidelines, ss.xi_guidelines_at = review.get_guidelines(store), time.monotonic()
+    st.markdown(ss.xi_guidelines)
 
 if not item:
     st.success("Your queue is empty. Thank you!")

@@ -24,13 +24,15 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import regex
 
 from . import langid
 from .errors import InputError
-from .langs import LANGS, check_lang, dominant_script
+from .langs import LANGS, check_lang
 from .store import Store, Tx, to_json
 
 STORED_TEXT_CAP = 10_000
@@ -283,7 +285,7 @@ def clean_text(text: str) -> str:
 
 def content_key(text: str) -> str:
     """Normalised form for exact dedup: lowercase, letters and digits only."""
-    return "".join(ch for ch in text.casefold() if ch.isalnum())
+    return _NON_ALNUM.sub("", text.casefold())
 
 
 def sha(text: str, n: int = 16) -> str:
@@ -315,15 +317,15 @@ def boilerplate_reason(text: str) -> str | None:
     hits = len(_BOILER_WORDS.findall(text))
     if hits >= 3:
         return f"{hits} boilerplate phrases (cookie, copyright, login...)"
-    letters = sum(_is_letter(ch) for ch in text)
+    letters = len(_NON_LETTER.sub("", text))
     if letters / max(1, len(text)) < 0.5:
         return f"only {letters / max(1, len(text)):.0%} letters"
     return None
 
 
-def _is_letter(ch: str) -> bool:
-    """Letters and combining marks (Indic vowel signs are marks, not letters, to str.isalpha)."""
-    return ch.isalpha() or unicodedata.category(ch)[0] == "M"
+_NON_LETTER = regex.compile(r"[^\p{L}\p{M}]+")  # letters and combining marks are kept (Indic vowel signs are marks)
+_NON_ALNUM = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
+_WORD = re.compile(r"\w+")
 
 
 def script_mismatch(text: str, lang: str) -> str | None:
@@ -331,13 +333,18 @@ def script_mismatch(text: str, lang: str) -> str | None:
     script = LANGS[lang].script
     if script == "LATIN":
         return None
-    letters = [ch for ch in text if ch.isalpha()]
+    letters = len(_NON_LETTER.sub("", text))
     if not letters:
         return None
-    inside = sum(unicodedata.name(ch, "").startswith(script) for ch in letters) / len(letters)
+    inside = len(_outside_script(script).sub("", text)) / letters
     if inside < 0.6:
         return f"only {inside:.0%} of letters in {script.title()} script (mixed-language text)"
     return None
+
+
+@lru_cache(maxsize=None)
+def _outside_script(script: str):
+    return regex.compile(rf"[^\p{{Script={script.title()}}}]+")
 
 
 # Common English function words that are not also words of our Latin-script languages ("in", "on", "to", "as" are).
@@ -350,7 +357,7 @@ _ENGLISH_FUNCTION_WORDS = frozenset(
 def english_share(text: str) -> float:
     """Share of words that are English function words: ~0.4 in English prose, ~0 in our languages."""
     words = re.findall(r"[a-z']+", text.lower())
-    return sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / max(1, len(re.findall(r"\w+", text)))
+    return sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / max(1, len(_WORD.findall(text)))
 
 
 MIXED_ENGLISH_SHARE = 0.08
@@ -358,28 +365,23 @@ MIXED_ENGLISH_SHARE = 0.08
 
 NUM_PERM = 64
 BANDS, ROWS = 16, 4
-_MERSENNE = np.uint64((1 << 61) - 1)
-_rng = np.random.RandomState(1)
-_A = _rng.randint(1, 2**31 - 1, size=NUM_PERM, dtype=np.uint64)
-_B = _rng.randint(0, 2**31 - 1, size=NUM_PERM, dtype=np.uint64)
 
 
-def shingles(text: str, k: int = 5) -> set[bytes]:
-    key = " ".join(re.findall(r"\w+", text.casefold()))
+def shingles(text: str, k: int = 5) -> set[str]:
+    """Character k-grams of the text's words, lowercased (works for Thai, which has no spaces between words)."""
+    key = " ".join(_WORD.findall(text.casefold()))
     if len(key) <= k:
-        return {key.encode()}
-    return {key[i : i + k].encode() for i in range(len(key) - k + 1)}
+        return {key}
+    return {key[i : i + k] for i in range(len(key) - k + 1)}
 
 
 def minhash(text: str) -> np.ndarray:
-    """MinHash signature (datasketch, crc32 shingle hashes for speed) of the character 5-gram set."""
-    import zlib
+    """MinHash signature (rensa, a Rust MinHash) of the character 5-gram set."""
+    from rensa import RMinHash
 
-    from datasketch import MinHash
-
-    m = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=zlib.crc32)
-    m.update_batch(list(shingles(text)))
-    return m.hashvalues.astype(np.uint64)
+    m = RMinHash(num_perm=NUM_PERM, seed=1)
+    m.update(list(shingles(text)))
+    return np.asarray(m.digest(), dtype=np.uint64)
 
 
 def band_keys(sig: np.ndarray) -> list[int]:

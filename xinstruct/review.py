@@ -201,15 +201,21 @@ _SEQ_READY: weakref.WeakKeyDictionary[Store, set[str]] = weakref.WeakKeyDictiona
 
 
 def _ensure_seq(store: Store, lang: str) -> None:
-    """Create the per-language counter row once per Store object (a concurrent creator may win; that is fine)."""
+    """Create the per-language counter row once per Store object (under the language lock; another process may win)."""
     ready = _SEQ_READY.setdefault(store, set())
     if lang in ready:
         return
-    try:
-        store.write(lambda tx: tx.execute("INSERT OR IGNORE INTO settings VALUES (?, '0')", [_seq_key(lang)]))
-    except StoreError:
-        if store.get_setting(_seq_key(lang)) is None:
-            raise
+    with _serial(store, [lang]):
+        for attempt in range(20):
+            try:
+                store.write(lambda tx: tx.execute("INSERT OR IGNORE INTO settings VALUES (?, '0')", [_seq_key(lang)]))
+                break
+            except StoreError:
+                if store.get_setting(_seq_key(lang)) is not None:
+                    break
+                if attempt == 19:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
     ready.add(lang)
 
 
@@ -283,15 +289,16 @@ def order_key(selected: bool | None, score: float | None, candidate_id: str) -> 
 
 
 class _LangQueue:
-    __slots__ = ("keys", "dead", "loaded", "count", "depth", "complete")
+    __slots__ = ("keys", "dead", "loaded", "count", "depth", "complete", "refreshing")
 
     def __init__(self):
         self.keys: list[tuple] = []
         self.dead: set[str] = set()
-        self.loaded = -1e18
+        self.loaded: float | None = None
         self.count = -1
         self.depth = QUEUE_DEPTH
         self.complete = False
+        self.refreshing = False
 
 
 _QUEUES: weakref.WeakKeyDictionary[Store, dict[str, _LangQueue]] = weakref.WeakKeyDictionary()
@@ -314,17 +321,43 @@ def invalidate_queues(store: Store, langs: Iterable[str] | None = None) -> None:
         queues.pop(lang, None)
 
 
-def _refresh(tx: Tx, store: Store, lang: str, count: int, depth: int | None = None) -> _LangQueue:
-    q = _queue(store, lang)
-    if depth is None and q.count == count and time.monotonic() - q.loaded < QUEUE_TTL:
-        return q
-    q.depth = depth or QUEUE_DEPTH
+def _top(tx: Tx, lang: str, depth: int) -> list[tuple]:
     rows = tx.all(f"SELECT c.id, c.selected, c.score FROM candidates c WHERE {_BASE} AND c.lang = ? {_ORDER_SQL} LIMIT ?",
-                  [lang, q.depth])
-    q.keys = [order_key(sel, score, cid) for cid, sel, score in rows]
-    q.dead = set()
-    q.loaded, q.count, q.complete = time.monotonic(), count, len(rows) < q.depth
+                  [lang, depth])
+    return [order_key(sel, score, cid) for cid, sel, score in rows]
+
+
+def _fill(q: _LangQueue, keys: list[tuple], count: int, depth: int) -> None:
+    q.keys, q.dead, q.depth = keys, set(), depth
+    q.loaded, q.count, q.complete = time.monotonic(), count, len(keys) < depth
+
+
+def _refresh(tx: Tx, store: Store, lang: str, count: int, depth: int | None = None) -> _LangQueue:
+    """The language's cached order. Read now when there is none (or deeper is asked for); when it is only old (TTL) or
+    the number of candidates changed, keep serving it and read the new order in a background thread."""
+    q = _queue(store, lang)
+    if q.loaded is None or depth is not None:
+        depth = depth or QUEUE_DEPTH
+        _fill(q, _top(tx, lang, depth), count, depth)
+    elif (q.count != count or time.monotonic() - q.loaded > QUEUE_TTL) and not q.refreshing:
+        q.refreshing = True
+        threading.Thread(target=_refresh_later, args=(store, lang, q, count), daemon=True,
+                         name=f"xinstruct-queue-{lang}").start()
     return q
+
+
+def _refresh_later(store: Store, lang: str, q: _LangQueue, count: int) -> None:
+    try:
+        depth = max(q.depth, QUEUE_DEPTH)
+        with store.session() as tx:
+            keys = _top(tx, lang, depth)
+        with _serial(store, [lang]):
+            if _QUEUES.get(store, {}).get(lang) is q:
+                _fill(q, keys, count, depth)
+    except Exception:  # noqa: BLE001 - a failed refresh only leaves the old order in place
+        pass
+    finally:
+        q.refreshing = False
 
 
 def _check(tx: Tx, user: User, ids: list[str], ks: Mapping[str, int], now) -> dict[str, tuple[str, str | None, int]]:
@@ -382,23 +415,25 @@ def _pick(tx: Tx, store: Store, user: User, ks: Mapping[str, int], now) -> tuple
     queues = {lang: _refresh(tx, store, lang, count) for lang in langs}
     while True:
         merged = heapq.merge(*[[(key, lang) for key in q.keys if key[-1] not in q.dead] for lang, q in queues.items()])
-        window: list[tuple[str, str]] = []
+        size, window = 8, []  # windows of 8, 32, 128, ...: usually the first few proposals are free
         for key, lang in merged:
             window.append((key[-1], lang))
-            if len(window) < WINDOW:
+            if len(window) < size:
                 continue
             found = _first_ok(tx, store, user, window, ks, now)
             if found:
                 return found
-            window = []
+            size, window = min(size * 4, 512), []
         found = _first_ok(tx, store, user, window, ks, now)
         if found:
             return found
-        deeper = [lang for lang, q in queues.items() if not q.complete]
+        stale = [lang for lang, q in queues.items() if q.count != count or time.monotonic() - q.loaded > QUEUE_TTL]
+        deeper = [lang for lang, q in queues.items() if not q.complete or lang in stale]
         if not deeper:
             return None
-        for lang in deeper:  # everything cached is taken: look further down the order
-            queues[lang] = _refresh(tx, store, lang, count, depth=min(queues[lang].depth * 8, 1 << 22))
+        for lang in deeper:  # everything cached is taken (or old): read further down the order, now
+            q = queues[lang]
+            queues[lang] = _refresh(tx, store, lang, count, depth=q.depth if q.complete else min(q.depth * 8, 1 << 22))
 
 
 def _first_ok(tx, store, user, window, ks, now):
@@ -461,6 +496,7 @@ def next_item(store: Store, user: User, lease_seconds: float = 600) -> dict | No
         item = _item(tx, cid)
         item["lease_expires_at"] = expires
         item["k"] = k
+        item["draft"] = _parse_draft(tx.scalar("SELECT value FROM settings WHERE key = ?", [_draft_key(user, cid)]))
         return item
 
     with _serial(store, user.lang_list):
@@ -473,37 +509,41 @@ def release(store: Store, user: User, candidate_id: str) -> None:
                                       [candidate_id, user.name]))
 
 
+def _queue_size(tx: Tx, user: User, now) -> int:
+    langs = user.lang_list
+    ks = k_settings(tx)
+    total, touched = tx.one(
+        "SELECT count(*), list(c.id) FILTER (WHERE c.review_status <> 'pending' "
+        "OR c.id IN (SELECT candidate_id FROM leases WHERE expires_at > ?) "
+        "OR c.id IN (SELECT candidate_id FROM decisions WHERE reviewer = ?)) "
+        f"FROM candidates c WHERE {_BASE} AND c.lang IN ({', '.join('?' for _ in langs)})",
+        [now, user.name, *langs])
+    touched = touched or []
+    not_ok = 0
+    for i in range(0, len(touched), 4096):
+        not_ok += sum(1 for v in _check(tx, user, touched[i:i + 4096], ks, now).values() if v[0] != "ok")
+    return int(total) - not_ok
+
+
 def queue_size(store: Store, user: User) -> int:
     """How many items the user could still be given (their own leased ones included). One scan of candidates."""
-    now = utcnow()
-    langs = user.lang_list
     with store.session() as tx:
-        ks = k_settings(tx)
-        total, touched = tx.one(
-            "SELECT count(*), list(c.id) FILTER (WHERE c.review_status <> 'pending' "
-            "OR c.id IN (SELECT candidate_id FROM leases WHERE expires_at > ?) "
-            "OR c.id IN (SELECT candidate_id FROM decisions WHERE reviewer = ?)) "
-            f"FROM candidates c WHERE {_BASE} AND c.lang IN ({', '.join('?' for _ in langs)})",
-            [now, user.name, *langs])
-        touched = touched or []
-        not_ok = 0
-        for i in range(0, len(touched), 4096):
-            chunk = touched[i:i + 4096]
-            not_ok += sum(1 for v in _check(tx, user, chunk, ks, now).values() if v[0] != "ok")
-    return int(total) - not_ok
+        return _queue_size(tx, user, utcnow())
 
 
 def progress(store: Store, user: User) -> dict[str, int]:
     """{done_today: completed reviews (accept/edit/reject, not undone) by the user since midnight UTC, left_in_queue}."""
     authorize(user, "reviewer")
-    start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    with store.session() as tx:
+    now = utcnow()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    with store.session() as tx:  # one session: opening the file is the expensive part when the app is idle
         done = tx.scalar(
             "SELECT count(*) FROM decisions d WHERE d.reviewer = ? AND d.action IN ('accept', 'edit', 'reject') "
             "AND d.created_at >= ? AND d.id NOT IN (SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) "
             "FROM decisions WHERE action = 'undo' AND reviewer = ? AND after IS NOT NULL)",
             [user.name, start, user.name])
-    return {"done_today": int(done or 0), "left_in_queue": queue_size(store, user)}
+        left = _queue_size(tx, user, now)
+    return {"done_today": int(done or 0), "left_in_queue": left}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -546,11 +586,11 @@ def record_decision(store: Store, candidate_id: str, user: User, action: str, *,
         reason = reason or None
     if action == "edit" and instruction is None and response is None:
         raise InputError("an edit needs a new instruction or response")
-    found = _existing(store, request_id)
+    with store.session() as tx:
+        found = tx.scalar("SELECT id FROM decisions WHERE request_id = ?", [request_id]) if request_id else None
+        lang = None if found is not None else tx.scalar("SELECT lang FROM candidates WHERE id = ?", [candidate_id])
     if found is not None:
         return int(found)
-    with store.session() as tx:
-        lang = tx.scalar("SELECT lang FROM candidates WHERE id = ?", [candidate_id])
     if lang is None:
         raise InputError(f"no candidate {candidate_id!r}")
     if not user.can_review(lang):
@@ -728,7 +768,11 @@ def save_draft(store: Store, user: User, candidate_id: str, instruction: str, re
 
 
 def load_draft(store: Store, user: User, candidate_id: str) -> dict | None:
-    value = store.get_setting(_draft_key(user, candidate_id))
+    """The user's unsaved edit of this candidate ({instruction, response}) or None. next_item returns it as 'draft'."""
+    return _parse_draft(store.get_setting(_draft_key(user, candidate_id)))
+
+
+def _parse_draft(value: str | None) -> dict | None:
     if not value:
         return None
     try:

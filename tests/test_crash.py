@@ -1,0 +1,390 @@
+"""Crashes: a stage or a reviewer killed with SIGKILL in the middle of its work, then run again.
+
+Each pipeline test builds one input store, copies it, kills a worker process (tests/crash_worker.py) running the stage on
+the first copy, reruns the stage to completion there, runs it uninterrupted on the second copy and compares: same rows,
+no duplicates, nothing lost, export files byte-identical. A kill inside a transaction (`--pause-write`: the worker stops
+after the unit of work ran and before COMMIT) must leave nothing of that unit.
+
+The decision tests kill a reviewer process in the middle of `record_decision` and check that the store holds only whole
+decisions, that every candidate's state is what `derive_state` says of its log, and that the reviewer can tell what was
+recorded (request ids, `review.progress`) and finish the item (a retry with the same request id is recorded once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import crash_worker as cw
+from conftest import add_candidates
+from xinstruct import diversify, export, generate, refine, review
+from xinstruct.auth import User
+from xinstruct.errors import InputError
+from xinstruct.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / "crash_worker.py"
+WAIT = 90  # seconds a worker may take to reach a point (imports and the language detector are slow on a busy CPU)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Worker processes
+# ---------------------------------------------------------------------------------------------------------------------
+class Worker:
+    """A crash_worker.py process whose stdout lines are collected by a thread."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self._err: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._q.put(line.rstrip("\n"))
+        self._q.put(None)
+
+    def wait_for(self, prefix: str, timeout: float = WAIT) -> str:
+        """Block until a line starting with `prefix` arrives; fail with the worker's stderr if it exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"worker did not say {prefix!r} within {timeout} s; said {self.lines[-5:]}")
+            if line is None:
+                self.proc.wait(10)
+                pytest.fail(f"worker exited ({self.proc.returncode}) before {prefix!r}: {''.join(self._err)[-3000:]}")
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def kill(self) -> None:
+        """SIGKILL this very process (by its pid) and reap it; then drain what it printed."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        while True:
+            try:
+                line = self._q.get(timeout=5)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+
+    def finish(self, timeout: float = WAIT) -> None:
+        self.wait_for("FINISHED", timeout)
+        assert self.proc.wait(30) == 0, "".join(self._err)[-3000:]
+
+
+@pytest.fixture
+def workers():
+    started: list[Worker] = []
+
+    def start(*args) -> Worker:
+        w = Worker(*args)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:  # never leave a worker behind, even when a test fails
+        w.kill()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs and comparisons
+# ---------------------------------------------------------------------------------------------------------------------
+def add_documents(store: Store, n: int, langs=("sw", "ur")) -> None:
+    """Kept documents without candidates (what ingest leaves for generate)."""
+    rows = []
+    for i in range(n):
+        lang = langs[i % len(langs)]
+        text = cw.doc_text(lang, i)
+        doc_id = hashlib.sha256(text.encode()).hexdigest()[:16]
+        rows.append([doc_id, doc_id, text, lang, lang, lang, "test", "kept"])
+    store.write(lambda tx: tx.executemany(
+        "INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+
+def two_copies(tmp_path: Path, fill) -> tuple[Path, Path]:
+    """An input store built by `fill(store)` and an exact copy of it (closed files: the store closes when idle)."""
+    a, b = tmp_path / "crashed.duckdb", tmp_path / "clean.duckdb"
+    fill(Store(a))
+    for suffix in ("", ".wal"):
+        if Path(f"{a}{suffix}").exists():
+            shutil.copy2(f"{a}{suffix}", f"{b}{suffix}")
+    return a, b
+
+
+def rows(store: Store, sql: str) -> list[tuple]:
+    with store.session() as tx:
+        return tx.all(sql)
+
+
+def rounded(table: list[tuple], digits: int = 9) -> list[tuple]:
+    return [tuple(round(v, digits) if isinstance(v, float) else v for v in row) for row in table]
+
+
+CANDIDATES = ("SELECT id, doc_id, lang, round_id, instruction, response, version, gen_status, gen_reason, model_version, "
+              "prompt_version, sampling, label, score, raw_score, p_good, label_reason, refine_rounds, cluster, "
+              "cluster_label, cluster_distance, selected, review_status FROM candidates ORDER BY id")
+VERSIONS = ("SELECT candidate_id, version, stage, instruction, label, score, reason, round_id, model_version, p_good, gain "
+            "FROM candidate_versions ORDER BY ALL")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pipeline stages
+# ---------------------------------------------------------------------------------------------------------------------
+BATCH = 4
+
+
+@pytest.mark.parametrize("where", ["in_transaction", "during_inference"])
+def test_generate_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers, where):
+    a, b = two_copies(tmp_path, lambda s: add_documents(s, 30))
+    cfg = lambda: generate.GenerateConfig(batch_size=BATCH, progress=False)  # noqa: E731
+    extra = ["--pause-write", "4"] if where == "in_transaction" else []
+    w = workers("generate", a, "--sleep", "0.3", "--batch", BATCH, *extra)
+    if where == "in_transaction":
+        w.wait_for("PAUSED")
+    else:
+        w.wait_for("WRITE 3")
+        time.sleep(random.uniform(0.05, 0.35))  # somewhere in the next batch: reading, the model's sleep, or writing
+    w.kill()
+    assert not w.lines[-1].startswith("FINISHED")
+
+    crashed = Store(a)
+    cands = rows(crashed, "SELECT id FROM candidates")
+    versions = rows(crashed, "SELECT candidate_id, count(*) FROM candidate_versions GROUP BY 1")
+    committed = sum(1 for line in w.lines if line.startswith("WRITE"))
+    # only whole batches are stored (a commit may have landed just before the kill, its WRITE line unprinted)
+    assert len(cands) in (BATCH * committed, BATCH * (committed + 1))
+    assert {c for c, _ in versions} == {c for (c,) in cands} and {n for _, n in versions} == {1}
+    if where == "in_transaction":
+        assert committed == 3  # the 4th batch was inside its transaction when killed: none of it is stored
+
+    again = generate.run(crashed, cfg(), model=cw.generator_model())
+    clean = Store(b)
+    full = generate.run(clean, cfg(), model=cw.generator_model())
+    assert again["written"] + len(cands) == full["written"] == 30
+    assert rows(crashed, CANDIDATES) == rows(clean, CANDIDATES)
+    assert rows(crashed, VERSIONS) == rows(clean, VERSIONS)
+    assert rows(crashed, "SELECT count(*), count(DISTINCT doc_id) FROM candidates") == [(30, 30)]
+    assert full["rejected"] > 0 and full["ok"] > 0  # both paths ran
+
+
+def refine_input(store: Store) -> None:
+    add_candidates(store, [{"lang": "sw", "text": cw.doc_text("sw", i), "instruction": cw.refine_instruction(i)}
+                           for i in range(24)])
+
+
+@pytest.mark.parametrize("pause_write", [
+    3,   # labelling: two batches labelled, the third inside its transaction
+    11,  # refinement round 2 starts: labels (writes 1-6) and round 1 (7-10) complete, round 2's first write in flight
+], ids=["while_labelling", "between_refine_rounds"])
+def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers, pause_write):
+    a, b = two_copies(tmp_path, refine_input)
+    cfg = lambda: refine.RefineConfig(batch_size=BATCH, rounds=3, progress=False)  # noqa: E731
+    w = workers("refine", a, "--sleep", "0.05", "--batch", BATCH, "--pause-write", pause_write)
+    w.wait_for("PAUSED")
+    w.kill()
+    crashed = Store(a)
+    labelled = rows(crashed, "SELECT count(*) FROM candidates WHERE label IS NOT NULL")[0][0]
+    assert labelled == min(24, BATCH * (pause_write - 1)), "labels are written whole batches at a time"
+
+    refine.run(crashed, cfg(), model=cw.refine_model())
+    clean = Store(b)
+    full = refine.run(clean, cfg(), model=cw.refine_model())
+    assert full["rounds"] >= 2 and full["refined"] > 0  # the input really needs several rounds
+    assert rounded(rows(crashed, CANDIDATES)) == rounded(rows(clean, CANDIDATES))
+    assert rounded(rows(crashed, VERSIONS)) == rounded(rows(clean, VERSIONS))
+
+
+def diversify_input(store: Store) -> None:
+    add_candidates(store, [
+        {"lang": lang, "text": cw.doc_text(lang, i) + lang, "instruction": f"Explain {cw.TOPICS[i % 5]} in detail, case {i}",
+         "label": "bad" if i % 4 == 1 else "good", "score": 0.3 + 0.05 * (i % 9)}
+        for lang in ("sw", "ur") for i in range(15)])
+
+
+def test_diversify_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers):
+    a, b = two_copies(tmp_path, diversify_input)
+    cfg = lambda: diversify.DiversifyConfig(target=3, k=3, progress=False)  # noqa: E731
+    # writes: sw embeddings, sw clusters, ur embeddings, ur clusters; stop inside the last one
+    w = workers("diversify", a, "--pause-write", "4")
+    w.wait_for("PAUSED")
+    w.kill()
+    crashed = Store(a)
+    assert rows(crashed, "SELECT lang, count(cluster) FROM candidates GROUP BY 1 ORDER BY 1") == [("sw", 15), ("ur", 0)]
+    assert rows(crashed, "SELECT count(*) FROM embeddings") == [(30,)]
+
+    diversify.run(crashed, cfg(), embedder=cw.TopicEmbedder())
+    clean = Store(b)
+    diversify.run(clean, cfg(), embedder=cw.TopicEmbedder())
+    assert rounded(rows(crashed, CANDIDATES), 6) == rounded(rows(clean, CANDIDATES), 6)
+    assert rows(crashed, "SELECT * FROM embeddings ORDER BY ALL") == rows(clean, "SELECT * FROM embeddings ORDER BY ALL")
+    assert rows(clean, "SELECT lang, count(*) FROM candidates WHERE selected GROUP BY 1 ORDER BY 1") == [("sw", 3),
+                                                                                                      ("ur", 3)]
+
+
+def export_input(store: Store) -> None:
+    ids = add_candidates(store, [
+        {"lang": ("sw", "ur")[i % 2], "text": cw.doc_text("sw", i), "instruction": f"Summarize report {i} for me.",
+         "label": "good", "score": 0.5 + i / 100} for i in range(17)])
+    amina, zainab = User("amina", "reviewer", ("sw",)), User("zainab", "reviewer", ("ur",))
+    for i, cid in enumerate(ids[:12]):
+        user = amina if i % 2 == 0 else zainab
+        if i % 3 == 2:
+            review.record_decision(store, cid, user, "reject", reason="poor_quality")
+        elif i % 3 == 1:
+            review.record_decision(store, cid, user, "edit", instruction=f"Edited instruction {i}, please.")
+        else:
+            review.record_decision(store, cid, user, "accept")
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def without_date(card: bytes) -> bytes:
+    return b"\n".join(line for line in card.split(b"\n") if not line.startswith(b"- exported "))
+
+
+@pytest.mark.parametrize("fmt, shard_rows, pause_rename", [("jsonl", 500_000, 1), ("hf", 5, 2)])
+def test_export_killed_then_rerun_gives_byte_identical_files(tmp_path, workers, fmt, shard_rows, pause_rename):
+    a, b = two_copies(tmp_path, export_input)
+    out_a, out_b = tmp_path / "out_crashed", tmp_path / "out_clean"
+    # stop after the COPY of data file number `pause_rename` finished, before it gets its final name
+    w = workers("export", a, "--out", out_a, "--format", fmt, "--shard-rows", shard_rows, "--pause-rename", pause_rename)
+    w.wait_for("PAUSED")
+    w.kill()
+    left = folder_files(out_a)
+    assert any(name.endswith(".partial") for name in left) and "manifest.json" not in left
+    crashed = Store(a)
+    assert rows(crashed, "SELECT count(*) FROM exports") == [(0,)]
+    cfg = lambda out, **kw: export.ExportConfig(out=out, format=fmt, status="all", shard_rows=shard_rows, **kw)  # noqa
+    with pytest.raises(InputError, match="not empty"):  # a half-written folder is never silently mixed with a new run
+        export.export(crashed, cfg(out_a))
+
+    again = export.export(crashed, cfg(out_a, overwrite=True))
+    clean = Store(b)
+    full = export.export(clean, cfg(out_b))
+    files_a, files_b = folder_files(out_a), folder_files(out_b)
+    assert sorted(files_a) == sorted(files_b), "no .partial or stale file left behind"
+    for name in files_a:
+        if name == "README.md":
+            assert without_date(files_a[name]) == without_date(files_b[name])
+        else:
+            assert files_a[name] == files_b[name], f"{name} differs"
+    assert again.rows == full.rows == 17 and again.content_hash == full.content_hash
+    if fmt == "hf":
+        assert len([n for n in files_a if n.startswith("data/train-")]) == 4
+    assert rows(crashed, "SELECT count(*) FROM exports") == [(1,)]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A reviewer killed in the middle of a decision
+# ---------------------------------------------------------------------------------------------------------------------
+AMINA = User("amina", "reviewer", ("sw",))
+
+
+def decision_input(store: Store) -> None:
+    add_candidates(store, [{"lang": "sw", "text": cw.doc_text("sw", i), "instruction": f"Summarize report {i} for me.",
+                            "score": 0.5} for i in range(12)])
+
+
+def check_whole_decisions(store: Store, done: dict[str, int], k: int = 1) -> None:
+    """Every candidate's stored state is derive_state of its log; every reported decision is there exactly once."""
+    with store.session() as tx:
+        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions ORDER BY id")
+        cands = tx.dicts("SELECT id, review_status, final_instruction, final_response FROM candidates")
+        humans = tx.scalar("SELECT count(*) FROM candidate_versions WHERE stage = 'human'")
+    by_rid = Counter(d["request_id"] for d in log)
+    for rid, did in done.items():
+        assert by_rid[rid] == 1 and next(d["id"] for d in log if d["request_id"] == rid) == did
+    for c in cands:
+        state = review.derive_state([d for d in log if d["candidate_id"] == c["id"]], k)
+        assert (c["review_status"], c["final_instruction"], c["final_response"]) == (
+            state["review_status"], state["final_instruction"], state["final_response"]), c["id"]
+    assert humans == sum(1 for d in log if d["action"] == "edit"), "an edit and its human version go together"
+
+
+def reported(lines: list[str]) -> tuple[dict[str, int], list[str]]:
+    done = {p[1]: int(p[2]) for p in (line.split() for line in lines) if p[0] == "DONE"}
+    intents = [line.split()[1] for line in lines if line.startswith("INTENT")]
+    return done, [rid for rid in intents if rid not in done]
+
+
+def test_reviewer_killed_inside_a_decision_leaves_only_whole_decisions(tmp_path, workers):
+    path = tmp_path / "review.duckdb"
+    decision_input(Store(path))
+    w = workers("decide", path, "--user", "amina", "--langs", "sw", "--pause-decision", "7")
+    w.wait_for("PAUSED")
+    w.kill()
+    done, in_flight = reported(w.lines)
+    assert len(done) == 6 and len(in_flight) == 1
+    (rid,) = in_flight
+
+    store = Store(path)
+    check_whole_decisions(store, done)
+    with store.session() as tx:
+        assert tx.scalar("SELECT count(*) FROM decisions") == 6
+        assert tx.scalar("SELECT count(*) FROM decisions WHERE request_id = ?", [rid]) == 0  # killed before COMMIT
+    # the reviewer can see what was recorded: 5 of the 6 were accept/edit/reject (one skip)
+    assert review.progress(store, AMINA)["done_today"] == sum(
+        1 for r in done if r.split(":")[2] in ("accept", "edit", "reject"))
+    # ... gets the item they were on back first (its lease was committed with the claim) and can finish it once
+    cid, action = rid.split(":")[1], rid.split(":")[2]
+    assert review.next_item(store, AMINA)["id"] == cid
+    kw = {"reason": "poor_quality"} if action == "reject" else {}
+    kw |= {"instruction": "Edited after the crash."} if action == "edit" else {}
+    first = review.record_decision(store, cid, AMINA, action, request_id=rid, **kw)
+    assert review.record_decision(store, cid, AMINA, action, request_id=rid, **kw) == first
+    for r, did in done.items():  # a retry of a recorded decision records nothing new
+        c, act = r.split(":")[1], r.split(":")[2]
+        kw = {"reason": "poor_quality"} if act == "reject" else {"instruction": "x"} if act == "edit" else {}
+        assert review.record_decision(store, c, AMINA, act, request_id=r, **kw) == did
+    check_whole_decisions(store, {**done, rid: first})
+    with store.session() as tx:
+        assert tx.scalar("SELECT count(*) FROM decisions") == 7
+
+
+def test_reviewer_killed_at_a_random_moment_leaves_a_consistent_store(tmp_path, workers):
+    path = tmp_path / "review.duckdb"
+    decision_input(Store(path))
+    w = workers("decide", path, "--user", "amina", "--langs", "sw")
+    for _ in range(4):
+        w.wait_for("DONE")
+    time.sleep(random.uniform(0.0, 0.08))  # claiming, deciding or committing: wherever it is
+    w.kill()
+    done, in_flight = reported(w.lines)
+    store = Store(path)
+    with store.session() as tx:
+        stored = dict(tx.all("SELECT request_id, id FROM decisions"))
+    # the decision in flight is either whole in the log or absent; nothing else is there
+    assert set(stored) - set(done) <= set(in_flight)
+    check_whole_decisions(store, done)
+    for rid in in_flight:  # the reviewer retries what they did not see confirmed: recorded once either way
+        cid, action = rid.split(":")[1], rid.split(":")[2]
+        kw = {"reason": "poor_quality"} if action == "reject" else {"instruction": "x"} if action == "edit" else {}
+        did = review.record_decision(store, cid, AMINA, action, request_id=rid, **kw)
+        assert stored.get(rid, did) == did
+        done[rid] = did
+    check_whole_decisions(store, done)
