@@ -29,7 +29,7 @@ import pytest
 
 import crash_worker as cw
 from conftest import add_candidates
-from xinstruct import diversify, export, generate, refine, review
+from xinstruct import diversify, export, generate, langid, refine, review
 from xinstruct.auth import User
 from xinstruct.errors import InputError
 from xinstruct.store import Store
@@ -49,6 +49,7 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.lines: list[str] = []
+        self.closed = False  # stdout reached its end
         self._q: queue.Queue[str | None] = queue.Queue()
         self._err: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -69,6 +70,7 @@ class Worker:
                 self.kill()
                 pytest.fail(f"worker did not say {prefix!r} within {timeout} s; said {self.lines[-5:]}")
             if line is None:
+                self.closed = True
                 self.proc.wait(10)
                 pytest.fail(f"worker exited ({self.proc.returncode}) before {prefix!r}: {''.join(self._err)[-3000:]}")
             self.lines.append(line)
@@ -80,14 +82,15 @@ class Worker:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
-        while True:
+        while not self.closed:
             try:
-                line = self._q.get(timeout=5)
+                line = self._q.get(timeout=10)
             except queue.Empty:
                 break
             if line is None:
-                break
-            self.lines.append(line)
+                self.closed = True
+            else:
+                self.lines.append(line)
 
     def finish(self, timeout: float = WAIT) -> None:
         self.wait_for("FINISHED", timeout)
@@ -162,6 +165,7 @@ def test_generate_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, worker
     cfg = lambda: generate.GenerateConfig(batch_size=BATCH, progress=False)  # noqa: E731
     extra = ["--pause-write", "4"] if where == "in_transaction" else []
     w = workers("generate", a, "--sleep", "0.3", "--batch", BATCH, *extra)
+    langid.detect(["Summarize the report."])  # build this process's detector while the worker builds its own
     if where == "in_transaction":
         w.wait_for("PAUSED")
     else:
@@ -203,6 +207,7 @@ def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers,
     a, b = two_copies(tmp_path, refine_input)
     cfg = lambda: refine.RefineConfig(batch_size=BATCH, rounds=3, progress=False)  # noqa: E731
     w = workers("refine", a, "--sleep", "0.05", "--batch", BATCH, "--pause-write", pause_write)
+    langid.detect(["Describe the article."])
     w.wait_for("PAUSED")
     w.kill()
     crashed = Store(a)

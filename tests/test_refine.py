@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from conftest import add_candidates
 from xinstruct.models.fake import FakeModel
 from xinstruct.refine import (
     RefineConfig,
+    Signals,
     build_label_prompt,
     build_refine_prompt,
     clean_response,
@@ -110,8 +113,12 @@ def test_prompts_are_pure_and_carry_the_texts():
 
 
 def test_score_rises_with_gain_and_calibration_overrides():
-    assert combine(0.33, 0.0) < combine(0.33, 0.5) < combine(0.33, 1.0)
-    assert combine(0.9, 0.0, {"coef": [0.0, 0.0], "intercept": 0.0}) == pytest.approx(0.5)
+    def sig(gain, p_good=0.33):
+        return Signals(p_good, gain, -2.0, 500)
+
+    assert combine(sig(0.0)) < combine(sig(0.5)) < combine(sig(1.0))
+    assert combine(sig(0.0, 0.9), {"coef": [0.0, 0.0, 0.0, 0.0], "intercept": 0.0}) == pytest.approx(0.5)
+    assert combine(sig(0.0), {"coef": [0.0, 0.0, -1.0, 0.0], "intercept": 0.0}) == pytest.approx(1 / (1 + math.exp(-2)))
 
 
 def test_clean_response_removes_only_boilerplate_lines():

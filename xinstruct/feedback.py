@@ -1,7 +1,7 @@
 """Closing the loop: human decisions recalibrate the evaluator and retrain the generator, round after round.
 
 `feedback(store)` turns the decisions since the last feedback into
-1. a calibrated scorer per language: logistic regression on the evaluator's features (P(good), likelihood gain) with
+1. a calibrated scorer per language: logistic regression on the evaluator's features (refine.features) with
    the human label (accepted as is = 1; edited or rejected = 0), fitted on one half of the reviewed candidates (split
    by a hash of the candidate id) and reported on the other half (ROC-AUC, accuracy, best threshold);
 2. refinement examples: (original -> human-edited) instructions, which the refiner shows as in-context examples and
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .refine import features
+from .refine import Signals, features
 from .store import Store, to_json
 
 MIN_PER_CLASS = 3  # fewer reviewed examples of either class: no calibration for that language
@@ -74,7 +74,7 @@ def fit_calibration(X: np.ndarray, y: np.ndarray, test: np.ndarray) -> Fit:
 def _reviewed(store: Store, since_decision: int = 0) -> list[dict]:
     with store.session() as tx:
         return tx.dicts(
-            "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.raw_score AS gain, c.score, "
+            "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.raw_score AS gain, c.ll_text, c.score, "
             "c.instruction, c.response, c.final_instruction, c.final_response, d.text "
             "FROM candidates c JOIN documents d ON d.id = c.doc_id "
             "WHERE c.review_status IN ('accepted', 'edited', 'rejected') AND c.p_good IS NOT NULL "
@@ -87,7 +87,8 @@ def calibrate(rows: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for lang in sorted({r["lang"] for r in rows}):
         mine = [r for r in rows if r["lang"] == lang]
-        X = np.array([features(r["p_good"], r["gain"]) for r in mine], dtype=float)
+        X = np.array([features(Signals(r["p_good"], r["gain"], r["ll_text"], len(r["response"] or "")))
+                      for r in mine], dtype=float)
         y = np.array([human_label(r["review_status"]) for r in mine], dtype=int)
         test = np.array([in_test_half(r["id"]) for r in mine])
         fit = fit_calibration(X, y, test)

@@ -4,10 +4,10 @@ rewrites the English instruction of flawed candidates so that the native text an
 The score combines two signals a small base model gives:
 * `p_good`: the probability of the word "good" (against "flawed" and "bad") after a judging prompt, and
 * `gain`: how much the instruction raises the likelihood of the text, mean log P(text | instruction) - log P(text)
-  per token. Measured on our seed pairs, `gain` separates matched from mismatched pairs far better than `p_good`
-  with the 270M base model (numbers in BENCHMARKS.md).
-Without a calibration, score = sigmoid(GAIN_WEIGHT * gain + PGOOD_WEIGHT * (p_good - 1/3)); `xinstruct feedback`
-fits a per-language logistic regression on human decisions and later runs use it.
+  per token (base models give this reliably; label words from a 270M base model are close to chance),
+and, for calibration, the conditional likelihood itself and the text's length.
+Without a calibration, score = sigmoid(BIAS + GAIN_WEIGHT * gain + PGOOD_WEIGHT * (p_good - 1/3)); `xinstruct feedback`
+fits a per-language logistic regression on all four features against human decisions, and later runs use it.
 
 Responses are never rewritten; the optional clean-up only removes boilerplate lines. Prompt building and output
 parsing are pure functions.
@@ -85,20 +85,28 @@ def parse_label(output: str) -> tuple[str | None, str]:
     return found[0], reason
 
 
-def combine(p_good: float, gain: float, calibration: dict | None = None) -> float:
-    """Score in [0, 1] from the two signals; a fitted calibration (coefficients on the same features) wins."""
+@dataclass(frozen=True)
+class Signals:
+    """What the evaluator measures for one (instruction, text) pair."""
+
+    p_good: float  # P("good") among the label words after the judging prompt
+    gain: float  # mean log P(text | instruction) - mean log P(text), per token
+    ll_text: float  # mean log P(text | instruction) per token
+    chars: int  # length of the text (as scored)
+
+
+def features(sig: Signals) -> list[float]:
+    """The calibration's features, in the order its coefficients are stored."""
+    return [sig.p_good, sig.gain, sig.ll_text, math.log1p(sig.chars)]
+
+
+def combine(sig: Signals, calibration: dict | None = None) -> float:
+    """Score in [0, 1]: a fitted calibration when there is one, else a fixed blend of gain and P(good)."""
     if calibration:
-        z = calibration["intercept"] + sum(
-            w * f for w, f in zip(calibration["coef"], features(p_good, gain))
-        )
+        z = calibration["intercept"] + sum(w * f for w, f in zip(calibration["coef"], features(sig)))
     else:
-        z = BIAS + GAIN_WEIGHT * gain + PGOOD_WEIGHT * (p_good - 1 / 3)
+        z = BIAS + GAIN_WEIGHT * sig.gain + PGOOD_WEIGHT * (sig.p_good - 1 / 3)
     return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-def features(p_good: float, gain: float) -> list[float]:
-    """The evaluator's features, in the order calibrations store their coefficients."""
-    return [p_good, gain]
 
 
 @dataclass
@@ -106,20 +114,19 @@ class Verdict:
     label: str
     score: float
     reason: str
-    p_good: float
-    gain: float
+    signals: Signals
 
 
-def decide(p_good: float, gain: float, good_at: float, bad_below: float, calibration: dict | None = None) -> Verdict:
-    score = combine(p_good, gain, calibration)
+def decide(sig: Signals, good_at: float, bad_below: float, calibration: dict | None = None) -> Verdict:
+    score = combine(sig, calibration)
     if score >= good_at:
         label, why = "good", "the text answers it"
     elif score >= bad_below:
         label, why = "flawed", "the instruction fits the text only loosely"
     else:
         label, why = "bad", "the text does not answer this instruction"
-    reason = f"{why} (instruction makes the text {math.exp(gain):.2f}x as likely per token; P(good)={p_good:.2f})"
-    return Verdict(label, score, reason, p_good, gain)
+    reason = f"{why} (instruction makes the text {math.exp(sig.gain):.2f}x as likely per token; P(good)={sig.p_good:.2f})"
+    return Verdict(label, score, reason, sig)
 
 
 _BOILER_LINE = re.compile(
@@ -163,18 +170,21 @@ class Evaluator:
         self.model, self.cfg = model, cfg
         self.calibrations = calibrations or {}
 
-    def signals(self, items: list[tuple[str, str, str]]) -> list[tuple[float, float]]:
-        """(p_good, gain) for each (instruction, text, lang)."""
+    def signals(self, items: list[tuple[str, str, str]], *, label_words: bool = True) -> list[Signals]:
+        """Signals for each (instruction, text, lang); without `label_words`, p_good is 1/3 (saves a forward pass)."""
         cut = [(i, t[: self.cfg.max_text_chars], lang) for i, t, lang in items]
-        probs = self.model.label_probs([build_label_prompt(i, t, lang) for i, t, lang in cut], list(LABELS))
+        if label_words:
+            probs = self.model.label_probs([build_label_prompt(i, t, lang) for i, t, lang in cut], list(LABELS))
+        else:
+            probs = [{"good": 1 / 3}] * len(cut)
         with_instr = self.model.loglik([build_answer_prompt(i) for i, _, _ in cut], [t for _, t, _ in cut])
         without = self.model.loglik(["" for _ in cut], [t for _, t, _ in cut])
-        return [(p.get("good", 0.0), a - b) for p, a, b in zip(probs, with_instr, without)]
+        return [Signals(p.get("good", 0.0), a - b, a, len(t))
+                for p, a, b, (_, t, _) in zip(probs, with_instr, without, cut)]
 
     def judge(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
-        out = []
-        for (_, _, lang), (p_good, gain) in zip(items, self.signals(items)):
-            out.append(decide(p_good, gain, self.cfg.good_at, self.cfg.bad_below, self.calibrations.get(lang)))
+        out = [decide(sig, self.cfg.good_at, self.cfg.bad_below, self.calibrations.get(lang))
+               for (_, _, lang), sig in zip(items, self.signals(items))]
         if self.cfg.judge == "text":
             prompts = [build_label_prompt(i, t[: self.cfg.max_text_chars], lang) for i, t, lang in items]
             params = SamplingParams(max_new_tokens=40, temperature=0.0)
@@ -300,14 +310,15 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
 def _save_labels(tx: Tx, batch, verdicts: list[Verdict], version: str, cleaned: bool) -> None:
     for (cid, ins, resp, _), v in zip(batch, verdicts):
         tx.execute(
-            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, p_good = ?, label_reason = ? "
-            "WHERE id = ? AND label IS NULL", [v.label, v.score, v.gain, v.p_good, v.reason, cid])
+            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, p_good = ?, ll_text = ?, label_reason = ? "
+            "WHERE id = ? AND label IS NULL",
+            [v.label, v.score, v.signals.gain, v.signals.p_good, v.signals.ll_text, v.reason, cid])
         if cleaned:
             tx.execute("UPDATE candidates SET response = ? WHERE id = ?", [resp, cid])
         tx.execute(
             "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, model_version,"
             " p_good, gain) SELECT id, version, 'label', instruction, ?, ?, ?, ?, ?, ? FROM candidates WHERE id = ?",
-            [v.label, v.score, v.reason, version, v.p_good, v.gain, cid])
+            [v.label, v.score, v.reason, version, v.signals.p_good, v.signals.gain, cid])
 
 
 def _save_refinements(tx: Tx, batch, updates: list[tuple[str, str, Verdict]], rnd: int, version: str) -> None:
@@ -316,7 +327,8 @@ def _save_refinements(tx: Tx, batch, updates: list[tuple[str, str, Verdict]], rn
     for cid, instruction, v in updates:
         tx.execute(
             "UPDATE candidates SET instruction = ?, version = version + 1, label = ?, score = ?, raw_score = ?, "
-            "p_good = ?, label_reason = ? WHERE id = ?", [instruction, v.label, v.score, v.gain, v.p_good, v.reason, cid])
+            "p_good = ?, ll_text = ?, label_reason = ? WHERE id = ?",
+            [instruction, v.label, v.score, v.signals.gain, v.signals.p_good, v.signals.ll_text, v.reason, cid])
         tx.execute(
             "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, round_id, "
             "model_version, p_good, gain) SELECT id, version, 'refine', instruction, label, score, label_reason, ?, ?, "

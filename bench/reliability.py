@@ -1,0 +1,269 @@
+"""Reliability under load: many simulated reviewers at once on one database file, with the invariants checked after.
+
+    .venv/bin/python bench/reliability.py                          # 20 reviewers, 30 s each for k=1 and k=2
+    .venv/bin/python bench/reliability.py --seconds 10 --per-lang 500 --users 40
+
+Each reviewer is a thread with its own User (one or two of three languages) that loops `review.next_item` +
+`review.record_decision` (accept 55 %, edit 15 %, reject 15 %, skip 15 %), as the review app's sessions do: threads of one
+process sharing the file. After the run every invariant is checked (`check`): every decision that returned is in the log
+exactly once under its request id, no candidate has more than k distinct completed reviews, nobody got or decided an
+item twice, no lease is left, and each candidate's review_status is `review.derive_state` of its log. Prints a markdown
+table (decisions/s, p50/p95/max latency of both calls) with machine and date.
+
+tests/test_reliability.py runs the same simulation for a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from xinstruct import review  # noqa: E402
+from xinstruct.auth import User  # noqa: E402
+from xinstruct.store import Store  # noqa: E402
+
+LANGS = ("sw", "ur", "bn")
+TEXT = {
+    "sw": "Tottenham inamfuatilia winga wa Everton na England U21 Anthony Gordon kabla ya dirisha la usajili la Januari.",
+    "ur": "وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات کی",
+    "bn": "দিল্লী দর্বার তৈরীর পূর্বে, গেটওয়ে অব ইন্ডিয়া ১৯১১ সালে নির্মাণ করা হয়েছিল।",
+}
+ACTIONS = (("accept", 0.55), ("edit", 0.15), ("reject", 0.15), ("skip", 0.15))
+COMPLETING = ("accept", "edit", "reject")
+
+
+def fill(store: Store, per_lang: int, langs=LANGS, seed: int = 1) -> list[str]:
+    """`per_lang` candidates in each language (documents included), bulk inserted; returns their ids."""
+    rng = random.Random(seed)
+    docs, cands, ids = [], [], []
+    for lang in langs:
+        for i in range(per_lang):
+            text = f"{TEXT[lang]} ({i})"
+            doc_id = hashlib.sha256(f"{lang}:{i}".encode()).hexdigest()[:16]
+            cid = "c" + doc_id
+            score = rng.random()
+            docs.append([doc_id, doc_id, text, lang, lang, lang, "bench", "kept"])
+            cands.append([cid, doc_id, lang, f"What does report {lang}-{i} say?", text, "ok", "bench",
+                          "good" if score > 0.6 else "flawed", score, rng.random() < 0.1])
+            ids.append(cid)
+
+    def write(tx):
+        tx.executemany("INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", docs)
+        tx.executemany("INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, model_version, label,"
+                       " score, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cands)
+
+    store.write(write)
+    return ids
+
+
+def reviewers(n: int, langs=LANGS) -> list[User]:
+    """n reviewers, each its own User: one language each, every fifth also reviews the next language."""
+    users = []
+    for i in range(n):
+        mine = [langs[i % len(langs)]]
+        if i % 5 == 0:
+            mine.append(langs[(i + 1) % len(langs)])
+        users.append(User(f"rev{i:02d}", "reviewer", tuple(mine)))
+    return users
+
+
+def set_k(store: Store, k: int, langs=LANGS) -> None:
+    for lang in langs:
+        store.set_setting(f"k.{lang}", str(k))
+
+
+@dataclass
+class Decision:
+    reviewer: str
+    candidate_id: str
+    action: str
+    request_id: str
+    decision_id: int
+
+
+@dataclass
+class LoadResult:
+    seconds: float = 0.0
+    decisions: list[Decision] = field(default_factory=list)
+    claims: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    next_ms: list[float] = field(default_factory=list)
+    decide_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    emptied: int = 0  # reviewers whose queue ran empty before the deadline
+
+    @property
+    def rate(self) -> float:
+        return len(self.decisions) / self.seconds if self.seconds else 0.0
+
+
+def edited_text(item: dict) -> str:
+    return f"{item['instruction']} (edited)"  # the same edit for everyone: two such edits agree
+
+
+def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, tag: str = "load",
+             actions=ACTIONS) -> LoadResult:
+    """Every user a thread looping next_item + record_decision until `seconds` have passed or their queue is empty.
+    A claimed item is always decided (the deadline is checked before claiming), so no lease should be left."""
+    res = LoadResult()
+    lock = threading.Lock()
+    names, weights = zip(*actions)
+    start = threading.Barrier(len(users))
+    reasons = [r for r in review.REJECT_REASONS if r != "other"]
+
+    def work(user: User, rng: random.Random) -> None:
+        try:
+            start.wait()
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                t0 = time.perf_counter()
+                item = review.next_item(store, user)
+                t1 = time.perf_counter()
+                with lock:
+                    res.next_ms.append((t1 - t0) * 1000)
+                if item is None:
+                    with lock:
+                        res.emptied += 1
+                    return
+                with lock:
+                    res.claims[user.name].append(item["id"])
+                action = rng.choices(names, weights)[0]
+                kw = {"edit": {"instruction": edited_text(item)}, "reject": {"reason": rng.choice(reasons)}}.get(action, {})
+                rid = review.request_id_for(user, item["id"], action, tag)
+                t2 = time.perf_counter()
+                did = review.record_decision(store, item["id"], user, action, request_id=rid, **kw)
+                t3 = time.perf_counter()
+                with lock:
+                    res.decide_ms.append((t3 - t2) * 1000)
+                    res.decisions.append(Decision(user.name, item["id"], action, rid, did))
+        except BaseException as exc:  # noqa: BLE001 (reported in the result)
+            with lock:
+                res.errors.append(f"{user.name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(u, random.Random(f"{seed}:{u.name}")), name=u.name) for u in users]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(seconds + 120)
+    res.seconds = time.perf_counter() - t
+    if any(th.is_alive() for th in threads):
+        res.errors.append("a reviewer thread did not finish within the deadline + 120 s")
+    return res
+
+
+def check(store: Store, res: LoadResult, k: int) -> dict[str, int]:
+    """Assert every invariant of the decision log after a run; return a few counts for the report."""
+    assert not res.errors, res.errors[:5]
+    with store.session() as tx:
+        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions ORDER BY id")
+        cands = tx.dicts("SELECT id, lang, reviews_needed, review_status, final_instruction, final_response "
+                         "FROM candidates")
+        leases = tx.scalar("SELECT count(*) FROM leases")
+        ks = review.k_settings(tx)
+    by_rid: dict[str, list[dict]] = defaultdict(list)
+    for d in log:
+        by_rid[d["request_id"]].append(d)
+    # zero lost decisions: every record_decision that returned is in the log exactly once, as returned
+    for dec in res.decisions:
+        rows = by_rid.get(dec.request_id, [])
+        assert len(rows) == 1, f"{dec.request_id} is in the log {len(rows)} times"
+        row = rows[0]
+        assert (row["id"], row["candidate_id"], row["reviewer"], row["action"]) == (
+            dec.decision_id, dec.candidate_id, dec.reviewer, dec.action), (row, dec)
+    assert len(log) == len(res.decisions), f"{len(log)} decisions in the log, {len(res.decisions)} returned"
+    # nobody got an item twice, nobody decided an item twice
+    for name, got in res.claims.items():
+        twice = [c for c, n in Counter(got).items() if n > 1]
+        assert not twice, f"{name} was given {twice[:3]} more than once"
+    pairs = Counter((d["reviewer"], d["candidate_id"]) for d in log)
+    assert max(pairs.values(), default=0) <= 1, [p for p, n in pairs.items() if n > 1][:3]
+    # no candidate decided by more than k distinct reviewers; state = derive_state(log)
+    logs: dict[str, list[dict]] = defaultdict(list)
+    for d in log:
+        logs[d["candidate_id"]].append(d)
+    statuses: Counter = Counter()
+    for c in cands:
+        cl = logs.get(c["id"], [])
+        kk = review.k_for(c["lang"], c["reviews_needed"], ks)
+        assert kk == k
+        completed = {d["reviewer"] for d in review.effective_decisions(cl) if d["action"] in COMPLETING}
+        assert len(completed) <= k, f"{c['id']} decided by {len(completed)} reviewers with k={k}"
+        state = review.derive_state(cl, kk)
+        assert (c["review_status"], c["final_instruction"], c["final_response"]) == (
+            state["review_status"], state["final_instruction"], state["final_response"]), (c, cl)
+        statuses[c["review_status"]] += 1
+    assert leases == 0, f"{leases} leases left after every claim was decided"
+    return {"decisions": len(log), **{f"status:{s}": n for s, n in sorted(statuses.items())}}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q / 100 * len(values)) - 1))]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = "load average %.1f" % os.getloadavg()[0]
+    except OSError:
+        load = ""
+    return f"{cpu} · {os.cpu_count()} cores · Python {platform.python_version()} · {load}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of each run (k=1, then k=2)")
+    ap.add_argument("--users", type=int, default=20, help="simulated reviewers (threads)")
+    ap.add_argument("--per-lang", type=int, default=2000, help="candidates per language (three languages)")
+    ap.add_argument("--ks", default="1,2", help="reviews needed per item, one run each")
+    args = ap.parse_args()
+
+    rows = []
+    for k in [int(x) for x in args.ks.split(",")]:
+        with tempfile.TemporaryDirectory(prefix="xi-rel-") as tmp:
+            store = Store(Path(tmp) / "load.duckdb")
+            fill(store, args.per_lang)
+            set_k(store, k)
+            res = simulate(store, reviewers(args.users), args.seconds, tag=f"bench-k{k}")
+            counts = check(store, res, k)
+            rows.append((k, res, counts))
+            print(f"k={k}: {counts}", file=sys.stderr)
+    print(f"### Reliability under load: {args.users} simulated reviewers (threads), one DuckDB file, "
+          f"{args.per_lang:,} candidates in each of {', '.join(LANGS)}\n")
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {machine()}\n")
+    print("| k | seconds | decisions | decisions/s | next_item p50 / p95 / max ms | record_decision p50 / p95 / max ms "
+          "| invariants |")
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for k, res, counts in rows:
+        print(f"| {k} | {res.seconds:.1f} | {len(res.decisions)} | {res.rate:.1f} | "
+              f"{statistics.median(res.next_ms):.0f} / {pct(res.next_ms, 95):.0f} / {max(res.next_ms):.0f} | "
+              f"{statistics.median(res.decide_ms):.0f} / {pct(res.decide_ms, 95):.0f} / {max(res.decide_ms):.0f} | "
+              "all hold (0 lost, <= k reviewers, none twice, state = derive_state) |")
+
+
+if __name__ == "__main__":
+    main()
