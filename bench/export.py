@@ -7,7 +7,8 @@ The store is generated in DuckDB with SQL from real native paragraphs (../shared
 instructions (../shared/data/eval), about 1,000 characters a response, with one logged decision and one version per
 pair; it is reused when it already holds the requested number of rows. Each measurement runs in its own subprocess and
 reports wall time and peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`, which includes DuckDB's native memory).
-Prints a markdown table with the machine and date.
+Prints a markdown table with the machine, the date and the load average (the machine is shared: compare CPU seconds
+when the load is high).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def worker(kind: str, db: Path, out: Path) -> dict:
     from xinstruct.store import Store
 
     store = Store(db)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = ru.ru_utime + ru.ru_stime
     t0 = time.perf_counter()
     if kind.startswith("xinstruct-"):
         fmt = kind.split("-", 1)[1]
@@ -135,8 +138,10 @@ def worker(kind: str, db: Path, out: Path) -> dict:
             df.to_json(path, orient="records", lines=True, force_ascii=False)
         rows, content, size = len(df), ex._sha256(path), path.stat().st_size
     seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    return {"kind": kind, "seconds": seconds, "peak_rss_mib": rss, "rows": rows, "bytes": size, "hash": content}
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"kind": kind, "seconds": seconds, "cpu_seconds": ru.ru_utime + ru.ru_stime - cpu0,
+            "peak_rss_mib": ru.ru_maxrss / 1024,  # KiB -> MiB on Linux
+            "rows": rows, "bytes": size, "hash": content, "load": os.getloadavg()[0]}
 
 
 def run_worker(kind: str, db: Path, out: Path, timeout: float) -> dict:
@@ -205,14 +210,16 @@ def main() -> None:
     print(f"Export benchmark, {now:%Y-%m-%d %H:%M} UTC; {machine()}; duckdb {duckdb.__version__}, pandas "
           f"{pandas.__version__}, pyarrow {pyarrow.__version__}; store {args.rows:,} accepted pairs ({size:.2f} GiB file"
           + (f", generated in {gen:.0f} s" if gen is not None else "") + ").\n")
-    print("| export | rows | time (s) | peak RSS (MiB) | output (MiB) | rows/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| export | rows | wall (s) | CPU (s) | peak RSS (MiB) | output (MiB) | rows/s | load avg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         if "error" in r:
-            print(f"| {r['kind']} | – | {r.get('seconds', 0):.1f} | – | – | failed: {r['error']} |")
+            print(f"| {r['kind']} | – | {r.get('seconds', 0):.1f} | – | – | – | failed: {r['error']} | – |")
             continue
-        print(f"| {r['kind']} | {r['rows']:,} | {r['seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
-              f"{r['bytes'] / 2**20:.0f} | {r['rows'] / r['seconds']:,.0f} |")
+        print(f"| {r['kind']} | {r['rows']:,} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
+              f"{r['bytes'] / 2**20:.0f} | {r['rows'] / r['seconds']:,.0f} | {r['load']:.1f} |")
+    print("\nwall = elapsed time of the export call; CPU = user + system time of the process during it (both cores "
+          "count); load avg = the machine's 1-minute load average at its end (other jobs share this machine).")
     parquet = [r for r in results if r.get("kind") == "xinstruct-parquet" and "hash" in r]
     if len(parquet) == 2:
         same = parquet[0]["hash"] == parquet[1]["hash"]

@@ -12,6 +12,12 @@ st.title("Account")
 st.write(f"**{user.name}** · role {user.role} · languages: {', '.join(user.langs) if user.langs else 'all'}")
 p = review.progress(store, user)
 st.write(f"Reviewed today: {p['done_today']} · left in your queue: {p['left_in_queue']}")
+if st.button("Log out", key="xi_logout_account"):
+    item = st.session_state.get("xi_item")
+    if item:
+        review.release(store, user, item["id"])  # give the shown item back to the queue
+    auth.logout()
+    st.rerun()
 
 with st.form("xi_password", clear_on_submit=True):
     old = st.text_input("Current password", type="password", autocomplete="current-password")

@@ -154,8 +154,10 @@ with pair:
                 st.warning(f"Draft not saved yet ({exc}); it is kept in this tab.")
         if changed:
             if new_i != (item["instruction"] or ""):
+                st.caption("Your changes to the instruction")
                 st.html(render.diff_html(review.word_diff(item["instruction"], new_i), "en"))
             if new_r != (item["response"] or ""):
+                st.caption("Your changes to the response")
                 st.html(render.diff_html(review.word_diff(item["response"], new_r), item["lang"]))
         else:
             st.caption("No changes yet. Edit the text, then press Save (Ctrl+Enter).")

@@ -19,7 +19,8 @@ Lines on stdout (flushed at once):
 a crash in the middle of a transaction. `--pause-decision N` does the same for the N-th record_decision. Without a
 pause the test kills at a moment of its choosing (e.g. while the fake model sleeps).
 
-The deterministic fake models and embedder live here so that the tests run the very same ones in-process.
+The deterministic fake models and embedder live here so that the tests run the very same ones in-process, and so does
+`Worker`, the tests' side: it starts this script, collects its lines and kills it by its pid.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -152,6 +157,76 @@ class TopicEmbedder:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The tests' side
+# ---------------------------------------------------------------------------------------------------------------------
+WAIT = 90  # seconds a worker may take to reach a point (imports and the language detector are slow on a busy CPU)
+
+
+class Worker:
+    """This script in a process of its own; its stdout lines are collected by a thread."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *map(str, args)],
+                                     cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self.closed = False  # stdout reached its end
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self._err: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._q.put(line.rstrip("\n"))
+        self._q.put(None)
+
+    def stderr(self) -> str:
+        return "".join(self._err)[-3000:]
+
+    def wait_for(self, prefix: str, timeout: float = WAIT) -> str:
+        """Block until a line starting with `prefix` arrives; AssertionError (with stderr) if the worker exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                self.kill()
+                raise AssertionError(f"worker did not say {prefix!r} within {timeout} s; said {self.lines[-5:]}")
+            if line is None:
+                self.closed = True
+                self.proc.wait(10)
+                raise AssertionError(f"worker exited ({self.proc.returncode}) before {prefix!r}: {self.stderr()}")
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def kill(self) -> None:
+        """SIGKILL this very process (by its pid) and reap it; then collect what it printed."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        while not self.closed:
+            try:
+                line = self._q.get(timeout=10)
+            except queue.Empty:
+                break
+            if line is None:
+                self.closed = True
+            else:
+                self.lines.append(line)
+
+    def finish(self, timeout: float = WAIT) -> dict:
+        """Wait for the end of the stage; its stats."""
+        line = self.wait_for("FINISHED", timeout)
+        assert self.proc.wait(30) == 0, self.stderr()
+        return json.loads(line.split(" ", 1)[1])
+
+    def write_seconds(self) -> list[float]:
+        return [float(line.split()[2]) for line in self.lines if line.startswith("WRITE ")]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------------------------------------------------
 def say(line: str) -> None:
@@ -184,8 +259,9 @@ def install_write_hooks(pause_write: int | None) -> dict:
                 pause_forever()
             return result
 
+        start = time.perf_counter()
         result = original(self, wrapped, retries=retries)
-        say(f"WRITE {n}")
+        say(f"WRITE {n} {time.perf_counter() - start:.4f}")  # seconds, waiting for the file included
         return result
 
     Store.write = write
@@ -222,9 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         say("READY")
         stats = generate.run(store, generate.GenerateConfig(batch_size=args.batch, progress=False), model=model)
     elif args.mode == "refine":
-        from xinstruct import langid, refine
+        from xinstruct import refine
 
-        langid.detect(["Describe what the article says."])
         model = refine_model(args.sleep)
         say("READY")
         stats = refine.run(store, refine.RefineConfig(batch_size=args.batch, progress=False), model=model)

@@ -1,7 +1,9 @@
 """Export approved pairs as training data: JSON Lines, Parquet or a Hugging Face dataset folder.
 
 One SQL query selects the rows (final instruction and response, metadata, the decision log of each pair) and DuckDB
-streams it straight to the file with `COPY ... TO`: memory stays bounded at a million rows and pandas is never involved.
+writes it straight to the file with `COPY ... TO`; pandas is never involved. Memory stays bounded: the long texts are
+sorted without entering any hash join (see `export_query`) and DuckDB runs the export under `memory_limit`, spilling
+its sort to disk beyond it.
 
 Deterministic: rows are ordered by candidate id, columns come in a fixed order, and nothing time-dependent is written
 into a data file, so the same filter on the same store gives byte-identical data files (the date lives in README.md).
@@ -26,6 +28,7 @@ import getpass
 import hashlib
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,6 +69,8 @@ class ExportConfig:
     answer_hint: bool = True  # append " Answer in <Language>." to the instruction (the paper's training format)
     shard_rows: int = 500_000  # hf: rows per Parquet shard
     overwrite: bool = False  # replace the files of an earlier export in `out`
+    memory_limit: str | None = "1GB"  # DuckDB's memory limit while the export runs (its sort spills to disk beyond;
+    #                                   the setting is the database's, restored afterwards); None = leave it as it is
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -92,6 +97,8 @@ class ExportConfig:
             raise InputError(f"unknown template {self.template!r}", hint=f"use {', '.join(TEMPLATES)}")
         if self.shard_rows < 1:
             raise InputError("shard_rows must be at least 1")
+        if self.memory_limit is not None and not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", str(self.memory_limit)):
+            raise InputError(f"invalid memory limit {self.memory_limit!r}", hint="e.g. 1GB, 512MB, 2GiB")
         self.statuses()
         self.selection().validate()
         if self.filter is not None:
@@ -139,59 +146,77 @@ class ExportResult:
 # ---------------------------------------------------------------------------------------------------------------------
 # The query
 # ---------------------------------------------------------------------------------------------------------------------
-def _lang_values() -> tuple[str, list]:
+def _lang_name_sql() -> tuple[str, list]:
+    """CASE c.lang WHEN 'bn' THEN 'Bengali' ... ELSE c.lang END, with the names as parameters."""
     pairs = list(LANGS.values())
-    return "VALUES " + ", ".join("(?, ?)" for _ in pairs), [x for lang in pairs for x in (lang.code, lang.name)]
+    return ("CASE c.lang " + " ".join("WHEN ? THEN ?" for _ in pairs) + " ELSE c.lang END",
+            [x for lang in pairs for x in (lang.code, lang.name)])
 
 
 def export_query(cfg: ExportConfig, extra: tuple[str, list] | None = None) -> tuple[str, list]:
-    """The SELECT that yields the export rows in their final column order, and its parameters."""
+    """The SELECT that yields the export rows in their final column order, and its parameters.
+
+    Two streams sorted by candidate id and put side by side with a POSITIONAL JOIN: `wide` holds the long texts and
+    touches no join, `meta` holds everything else (document, decision log, model versions) and joins only narrow rows.
+    So the wide rows are sorted once (DuckDB's sort spills to disk beyond the memory limit) and never enter a hash
+    table. A guard stops the export with an error if the two streams ever fell out of step.
+    """
     where, params = cfg.where("c")
     if extra:
         where, params = f"{where} AND {extra[0]}", [*params, *extra[1]]
-    lang_sql, lang_params = _lang_values()
+    name_sql, name_params = _lang_name_sql()
     instruction = "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
     if cfg.answer_hint:
-        instruction = f"{instruction} || ' Answer in ' || coalesce(ln.name, c.lang) || '.'"
+        instruction = f"{instruction} || ' Answer in ' || {name_sql} || '.'"
+    else:
+        name_params = []
     response = "coalesce(c.final_response, c.response)"
     if cfg.template == "alpaca":
         head = f"{instruction} AS instruction, '' AS input, {response} AS output"
+        head_cols = "w.instruction, w.input, w.output"
     else:
         head = (f"[struct_pack(role := 'user', content := {instruction}), "
                 f"struct_pack(role := 'assistant', content := {response})] AS messages")
-    # Each pair's decisions: sorted by decision id inside the list (list_sort on a struct sorts by its first field),
-    # which is much cheaper than an ordered aggregate over the whole log. Model versions: the candidate's own plus
-    # those of its versions (generator, evaluator, refiner), distinct and sorted.
+        head_cols = "w.messages"
+    meta_cols = ", ".join(f"m.{c}" for c in METADATA)
+    # The decisions of a pair: sorted by decision id inside the list (list_sort on a struct sorts by its first field),
+    # much cheaper than an ordered aggregate over the whole log. Model versions: the candidate's own and those of its
+    # versions (generator, evaluator, refiner), distinct and sorted.
     sql = f"""
-        WITH ln(code, name) AS ({lang_sql}),
-        dec AS (
+        WITH dec AS (
             SELECT d.candidate_id,
                    list_transform(list_sort(list(struct_pack(k := d.id, reviewer := d.reviewer, action := d.action,
                                                              at := d.created_at))),
                                   lambda x: struct_pack(reviewer := x.reviewer, action := x.action,
-                                                   at := strftime(x.at, '%Y-%m-%dT%H:%M:%S'))) AS decisions
+                                                        at := strftime(x.at, '%Y-%m-%dT%H:%M:%S'))) AS decisions
             FROM decisions d JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY 1),
         mv AS (
             SELECT v.candidate_id, list(DISTINCT v.model_version) AS versions
             FROM candidate_versions v JOIN candidates c ON c.id = v.candidate_id
-            WHERE v.model_version IS NOT NULL AND {where} GROUP BY 1)
-        SELECT {head},
-               c.id AS candidate_id, c.lang AS language, c.doc_id AS document_id, doc.url AS source_url,
-               doc.source AS source, c.label AS label, c.score AS score, c.cluster AS cluster,
-               c.review_status AS review_status,
-               list_sort(list_distinct(list_concat(coalesce(mv.versions, []::VARCHAR[]),
-                                                   CASE WHEN c.model_version IS NULL THEN []::VARCHAR[]
-                                                        ELSE [c.model_version] END))) AS model_versions,
-               coalesce(dec.decisions, []) AS decisions
-        FROM candidates c
-        LEFT JOIN documents doc ON doc.id = c.doc_id
-        LEFT JOIN ln ON ln.code = c.lang
-        LEFT JOIN dec ON dec.candidate_id = c.id
-        LEFT JOIN mv ON mv.candidate_id = c.id
-        WHERE {where}
-        ORDER BY c.id
+            WHERE v.model_version IS NOT NULL AND {where} GROUP BY 1),
+        meta AS (
+            SELECT c.id AS candidate_id, c.lang AS language, c.doc_id AS document_id, doc.url AS source_url,
+                   doc.source AS source, c.label AS label, c.score AS score, c.cluster AS cluster,
+                   c.review_status AS review_status,
+                   list_sort(list_distinct(list_concat(coalesce(mv.versions, []::VARCHAR[]),
+                                                       CASE WHEN c.model_version IS NULL THEN []::VARCHAR[]
+                                                            ELSE [c.model_version] END))) AS model_versions,
+                   coalesce(dec.decisions, []) AS decisions
+            FROM candidates c
+            LEFT JOIN documents doc ON doc.id = c.doc_id
+            LEFT JOIN dec ON dec.candidate_id = c.id
+            LEFT JOIN mv ON mv.candidate_id = c.id
+            WHERE {where}
+            ORDER BY c.id),
+        wide AS (
+            SELECT c.id AS wide_id, {head} FROM candidates c WHERE {where} ORDER BY c.id)
+        SELECT {head_cols}, {meta_cols}
+        FROM wide w POSITIONAL JOIN meta m
+        WHERE CASE WHEN w.wide_id IS DISTINCT FROM m.candidate_id
+                   THEN error('export rows out of step at ' || coalesce(m.candidate_id, w.wide_id, '?'))
+                   ELSE true END
     """
-    return sql, [*lang_params, *params, *params, *params]
+    return sql, [*params, *params, *params, *name_params, *params]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -267,7 +292,14 @@ def _copy(store: Store, cfg: ExportConfig, path: Path, options: str, extra: tupl
     tmp = path.with_name(path.name + ".partial")
     tmp.unlink(missing_ok=True)
     with store.session() as tx:
-        tx.execute(f"COPY ({sql}) TO ? ({options})", [*params, str(tmp)])
+        previous = tx.scalar("SELECT current_setting('memory_limit')") if cfg.memory_limit else None
+        if previous:
+            tx.execute("SET memory_limit = ?", [cfg.memory_limit])
+        try:
+            tx.execute(f"COPY ({sql}) TO ? ({options})", [*params, str(tmp)])
+        finally:
+            if previous:
+                tx.execute("SET memory_limit = ?", [previous])
     tmp.replace(path)
     return path
 

@@ -278,7 +278,6 @@ def set_k(store: Store, lang: str, k: int, user: User) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 QUEUE_TTL = 30.0
 QUEUE_DEPTH = 256
-WINDOW = 32
 _BASE = "c.gen_status = 'ok' AND c.review_status NOT IN ('accepted', 'edited', 'rejected')"
 _ORDER_SQL = "ORDER BY c.selected DESC, abs(c.score - 0.5) ASC NULLS LAST, c.id"
 

@@ -65,6 +65,6 @@ def run_app(
         env["XINSTRUCT_DB"] = str(db.resolve())
     open_store(Path(env["XINSTRUCT_DB"]) if env.get("XINSTRUCT_DB") else None)  # create / migrate before serving
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-           "--server.address", host, "--browser.gatherUsageStats", "false"]
+           "--server.address", host, "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     typer.echo(f"serving {script.name} on http://{host}:{port} with database {env.get('XINSTRUCT_DB', 'store/xinstruct.duckdb')}")
     raise typer.Exit(subprocess.call(cmd, env=env, cwd=script.parent))
