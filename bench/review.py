@@ -122,6 +122,12 @@ def naive_next(store: Store, user: User):
     return None if df.empty else df.iloc[0]["id"]
 
 
+def duckdb_version() -> str:
+    from importlib.metadata import version
+
+    return version("duckdb")
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -208,8 +214,10 @@ def main() -> None:
     except OSError:
         pass
     print(f"### Review queue latency, {n_cands:,} candidates, {n_dec:,} decisions\n")
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu} · {os.cpu_count()} cores · Python "
-          f"{platform.python_version()} · duckdb file {size_mb:,.0f} MB · build {build_s:.0f} s\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu} · {os.cpu_count()} cores · load average {load} · "
+          f"Python {platform.python_version()} · duckdb {duckdb_version()} · file {size_mb:,.0f} MB · "
+          f"build {build_s:.0f} s\n")
     print("| operation | calls | p50 ms | p95 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     for name, n, p50, p95, top in rows:

@@ -6,6 +6,8 @@ tests/test_reliability.py). The tests start it, wait for its progress lines on s
     python tests/crash_worker.py diversify DB [--pause-write N]
     python tests/crash_worker.py export    DB --out DIR --format jsonl|hf [--shard-rows N] [--pause-rename N]
     python tests/crash_worker.py decide    DB --user NAME --langs sw [--pause-decision N] [--limit N]
+    python tests/crash_worker.py migrate   DB [--pause-write N]        (apply pending migrations)
+    python tests/crash_worker.py open      DB                           (open the store: waits while it is held)
 
 Lines on stdout (flushed at once):
     READY                    models and imports loaded, about to start the stage
@@ -270,7 +272,7 @@ def install_write_hooks(pause_write: int | None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["generate", "refine", "diversify", "export", "decide"])
+    ap.add_argument("mode", choices=["generate", "refine", "diversify", "export", "decide", "migrate", "open"])
     ap.add_argument("db")
     ap.add_argument("--sleep", type=float, default=0.0)
     ap.add_argument("--batch", type=int, default=4)
@@ -287,8 +289,14 @@ def main(argv: list[str] | None = None) -> None:
 
     from xinstruct.store import Store
 
-    store = Store(args.db, busy_timeout=60)
     state = install_write_hooks(args.pause_write)
+    if args.mode in ("migrate", "open"):
+        say("READY")
+        store = Store(args.db, busy_timeout=120, migrate=False)
+        stats = {"applied": store.migrate()}
+        say("FINISHED " + json.dumps(stats))
+        return
+    store = Store(args.db, busy_timeout=60)
 
     if args.mode == "generate":
         from xinstruct import generate, langid

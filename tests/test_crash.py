@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +27,7 @@ from conftest import add_candidates
 from xinstruct import diversify, export, generate, refine, review
 from xinstruct.auth import User
 from xinstruct.errors import InputError
-from xinstruct.store import Store
+from xinstruct.store import MIGRATIONS, Store
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Worker processes
@@ -124,8 +125,12 @@ def refine_input(store: Store) -> None:
 
 
 @pytest.mark.parametrize("pause_write", [
-    3,   # labelling: two batches labelled, the third inside its transaction
-    11,  # refinement round 2 starts: labels (writes 1-6) and round 1 (7-10) complete, round 2's first write in flight
+    3,  # labelling: two batches labelled, the third inside its transaction
+    # refinement round 2 starts: labels (writes 1-6) and round 1 (7-10) complete, round 2's first write in flight
+    pytest.param(11, marks=pytest.mark.xfail(
+        strict=True, reason="bug: refine.run stops at a round with nothing left to do ('if not flawed: break'), so a "
+        "rerun after a crash between rounds never runs round 2; the early stop also ignores changes an interrupted run "
+        "stored in the round (see the reliability report for the patch)")),
 ], ids=["while_labelling", "between_refine_rounds"])
 def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers, pause_write):
     a, b = two_copies(tmp_path, refine_input)
@@ -316,3 +321,53 @@ def test_reviewer_killed_at_a_random_moment_leaves_a_consistent_store(tmp_path, 
         assert stored.get(rid, did) == did
         done[rid] = did
     check_whole_decisions(store, done)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The store itself: an upgrade killed half way, a waiting process killed
+# ---------------------------------------------------------------------------------------------------------------------
+def test_an_upgrade_killed_between_migrations_completes_on_the_next_open(tmp_path, workers):
+    path = tmp_path / "old.duckdb"
+    old = Store(path, migrate=False)
+    old.migrate(upto=MIGRATIONS[0][0])
+    add_candidates(old, [{"lang": "sw", "text": cw.doc_text("sw", i), "instruction": f"Summarize report {i}."}
+                         for i in range(5)])
+    with old.session() as tx:
+        before = tx.all("SELECT id, instruction, response FROM candidates ORDER BY id")
+    w = workers("migrate", path, "--pause-write", "2")  # the second pending migration, inside its transaction
+    w.wait_for("PAUSED")
+    w.kill()
+    assert Store(path, migrate=False).migrations() == [MIGRATIONS[0][0], MIGRATIONS[1][0]]  # one whole, one not at all
+    upgraded = Store(path)
+    assert upgraded.migrations() == sorted(name for name, _ in MIGRATIONS)
+    with upgraded.session() as tx:
+        assert tx.all("SELECT id, instruction, response FROM candidates ORDER BY id") == before
+
+
+def test_a_waiting_process_killed_does_not_hold_up_the_holder(tmp_path, workers):
+    path = tmp_path / "held.duckdb"
+    store = Store(path)
+    markers = lambda: list(tmp_path.glob("held.duckdb.wait.*"))  # noqa: E731
+    with store.session():
+        w = workers("open", path)  # it cannot open the file while this session holds it: it waits, with a marker
+        w.wait_for("READY")
+        deadline = time.monotonic() + 60
+        while not markers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert markers(), "the waiting process left its marker"
+        w.kill()
+    assert markers()  # a SIGKILLed waiter cannot clean up after itself...
+    start = time.monotonic()
+    for i in range(5):  # ...but the holder goes on at once
+        store.set_setting("after", str(i))
+
+    def busy() -> None:  # a session opened while another is open looks for waiters: it finds the dead one's marker
+        with store.session():
+            assert store.get_setting("after") == "4"
+
+    t = threading.Thread(target=busy, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the holder waited for a waiter that is dead"
+    assert time.monotonic() - start < 10
+    assert not markers(), "the stale marker was removed"

@@ -75,6 +75,7 @@ def test_one_lora_step_changes_the_adapter_logs_a_loss_and_registers(store, tiny
     meta = json.loads((folder / "metadata.json").read_text())
     assert (meta["task"], meta["base"], meta["steps"], meta["method"], meta["pairs"]) == ("backward", str(tiny_lm), 1, "lora", 4)
     assert len(meta["losses"]) == 1 and meta["final_loss"] > 0 and meta["data_hash"] and meta["created"]
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_lm)
     with store.session() as tx:
         row = tx.dicts("SELECT * FROM model_versions WHERE name = ?", [name])[0]
     assert (row["kind"], row["base"], row["steps"], row["path"]) == ("generator", str(tiny_lm), 1, str(folder.resolve()))

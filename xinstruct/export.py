@@ -456,3 +456,40 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
     lines += ["", "Columns: " + ", ".join(f"`{c}`" for c in _columns(cfg)) + ". `decisions` lists every logged "
               "decision on the pair (reviewer, action, time). Rows are ordered by `candidate_id`.", ""]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Helpers for the export page
+# ---------------------------------------------------------------------------------------------------------------------
+def preview(store: Store, cfg: ExportConfig) -> int:
+    """How many rows `cfg` would export."""
+    cfg.validate()
+    where, params = cfg.where("c")
+    with store.session() as tx:
+        return int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+
+
+def default_out(store: Store, user_name: str, fmt: str, now: datetime | None = None) -> Path:
+    """A new folder for an export made in the app: `exports/` beside the database (a temporary folder for an in-memory
+    store), named by UTC time, user and format."""
+    import tempfile
+
+    now = now or datetime.now(timezone.utc)
+    root = Path(tempfile.gettempdir()) / "xinstruct-exports" if store.memory else Path(store.path).parent / "exports"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", user_name)[:40] or "user"
+    return root / f"{now:%Y%m%dT%H%M%S}-{safe}-{fmt}"
+
+
+def zip_folder(folder: Path) -> Path:
+    """`folder` as `<folder>.zip` (entries under the folder's name, sorted; Parquet stored, text compressed)."""
+    import zipfile
+
+    folder = Path(folder)
+    target = folder.with_name(folder.name + ".zip")
+    tmp = target.with_name(target.name + ".partial")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            method = zipfile.ZIP_STORED if path.suffix == ".parquet" else zipfile.ZIP_DEFLATED
+            zf.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}", compress_type=method)
+    tmp.replace(target)
+    return target

@@ -227,6 +227,8 @@ def _save(model, tokenizer, folder: Path, meta: dict, cfg: TrainConfig) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     (tmp / "README.md").unlink(missing_ok=True)  # peft's empty model-card template; metadata.json says what this is
+    if cfg.lora:
+        _set_adapter_base(tmp / "adapter_config.json", cfg.base)
     if cfg.lora and cfg.fp16:
         half_adapter(tmp / "adapter_model.safetensors")
     if not cfg.lora:
@@ -235,6 +237,13 @@ def _save(model, tokenizer, folder: Path, meta: dict, cfg: TrainConfig) -> None:
     if folder.exists():
         folder.rmdir()  # checked empty by _new_model_folder
     tmp.rename(folder)
+
+
+def _set_adapter_base(path: Path, base: str) -> None:
+    """Record the base as it was named (e.g. gemma3-270m), not as a path on this machine."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
 def half_adapter(path: Path) -> None:

@@ -1,0 +1,89 @@
+"""Overview for curators: per language documents, candidates, review progress and rates; charts of scores, progress,
+the instruction map and the most common instruction topics. Thin page: data from xinstruct.curate."""
+
+import pandas as pd
+import streamlit as st
+
+from xinstruct import auth, curate, render
+from xinstruct.curate import CandidateFilter
+from xinstruct.langs import LANGS
+
+user = auth.require("curator")
+store = auth.get_store()
+
+st.title("Overview")
+langs = st.multiselect("Languages", list(LANGS), format_func=render.lang_name, key="xi_ov_langs",
+                       placeholder="All languages")
+rows = curate.overview(store, langs or None)
+if not rows:
+    st.info("Nothing in the store yet: ingest native text with `xinstruct ingest`, then generate candidates.")
+    st.stop()
+
+
+def pct(value):
+    return None if value is None else round(100 * value, 1)
+
+
+table = pd.DataFrame([{
+    "language": render.lang_name(r["lang"]),
+    "docs kept": r["docs_kept"],
+    "docs dropped": r["docs_dropped"],
+    "candidates": r["candidates"],
+    **{label: r["labels"][label] for label in (*curate.LABELS, curate.UNLABELED)},
+    **{status.replace("_", " "): r["status"][status] for status in curate.STATUSES},
+    "acceptance %": pct(r["acceptance_rate"]),
+    "edit %": pct(r["edit_rate"]),
+    "mean edit distance": None if r["mean_edit_distance"] is None else round(r["mean_edit_distance"], 1),
+} for r in rows])
+st.dataframe(table, hide_index=True)
+st.caption("Acceptance = (accepted + edited) / decided; edit rate = edited / (accepted + edited); edit distance = "
+           "characters changed in the instruction, over edited pairs.")
+
+dropped = pd.DataFrame([{"language": render.lang_name(r["lang"]), "reason": reason, "documents": n}
+                        for r in rows for reason, n in r["dropped"].items()])
+with st.expander("Dropped documents by reason"):
+    if dropped.empty:
+        st.caption("No document was dropped.")
+    else:
+        st.dataframe(dropped.pivot_table(index="language", columns="reason", values="documents", fill_value=0))
+
+st.subheader("Review status")
+status = pd.DataFrame([{"language": r["lang"], "status": s, "candidates": n}
+                       for r in rows for s, n in r["status"].items() if n])
+if status.empty:
+    st.caption("No candidates yet.")
+else:
+    st.bar_chart(status, x="language", y="candidates", color="status", stack=True)
+
+filt = CandidateFilter(langs=tuple(langs))
+left, right = st.columns(2)
+with left:
+    st.subheader("Evaluator score by human decision")
+    hist = curate.score_histogram(store, filt)
+    if hist.empty:
+        st.caption("No scored candidates yet.")
+    else:
+        st.bar_chart(hist, x="bin", y="candidates", color="decision", stack=True)
+with right:
+    st.subheader("Decisions per day")
+    prog = curate.progress(store, langs or None)
+    if prog.empty:
+        st.caption("No decisions yet.")
+    else:
+        st.bar_chart(prog, x="day", y="decisions", color="action", stack=True)
+
+st.subheader("Instruction map")
+points = curate.embedding_map(store, filt)
+if points.empty:
+    st.info(curate.EMPTY_MAP_MESSAGE)
+else:
+    st.scatter_chart(points, x="x", y="y", color="review_status")
+    st.caption(f"{len(points)} instructions, PCA of their embeddings, coloured by review status.")
+
+st.subheader("Top instruction topics (verb and object)")
+topics = curate.top_topics(store, filt, n=20)
+if topics.empty:
+    st.caption("No instructions yet.")
+else:
+    topics["topic"] = (topics["verb"] + " " + topics["object"]).str.strip()
+    st.bar_chart(topics, x="topic", y="candidates", horizontal=True, sort="-candidates")
