@@ -4,11 +4,11 @@
     .venv/bin/python bench/reliability.py --seconds 10 --per-lang 500 --users 40
 
 Each reviewer is a thread with its own User (one or two of three languages) that loops `review.next_item` +
-`review.record_decision` (accept 55 %, edit 15 %, reject 15 %, skip 15 %), as the review app's sessions do: threads of one
-process sharing the file. After the run every invariant is checked (`check`): every decision that returned is in the log
-exactly once under its request id, no candidate has more than k distinct completed reviews, nobody got or decided an
-item twice, no lease is left, and each candidate's review_status is `review.derive_state` of its log. Prints a markdown
-table (decisions/s, p50/p95/max latency of both calls) with machine and date.
+`review.record_decision` (accept 55 %, edit 15 %, reject 15 %, skip 15 %), as the review app's sessions do: threads of
+one process sharing the file. After the run every invariant is checked (`check`): every decision that returned is in
+the log exactly once under its request id, no candidate has more than k distinct completed reviews, nobody got or
+decided an item twice, no lease is left, and each candidate's review_status is `review.derive_state` of its log.
+Prints a markdown table (decisions/s, p50/p95/max latency of both calls) with machine and date.
 
 tests/test_reliability.py runs the same simulation for a few seconds.
 """
@@ -38,7 +38,7 @@ from xinstruct.store import Store  # noqa: E402
 
 LANGS = ("sw", "ur", "bn")
 TEXT = {
-    "sw": "Tottenham inamfuatilia winga wa Everton na England U21 Anthony Gordon kabla ya dirisha la usajili la Januari.",
+    "sw": "Tottenham inamfuatilia winga wa Everton na England U21 Anthony Gordon kabla ya dirisha la usajili.",
     "ur": "وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات کی",
     "bn": "দিল্লী দর্বার তৈরীর পূর্বে, গেটওয়ে অব ইন্ডিয়া ১৯১১ সালে নির্মাণ করা হয়েছিল।",
 }
@@ -62,10 +62,10 @@ def fill(store: Store, per_lang: int, langs=LANGS, seed: int = 1) -> list[str]:
             ids.append(cid)
 
     def write(tx):
-        tx.executemany("INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", docs)
-        tx.executemany("INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, model_version, label,"
-                       " score, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cands)
+        tx.executemany("INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, "
+                       "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", docs)
+        tx.executemany("INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, model_version, "
+                       "label, score, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cands)
 
     store.write(write)
     return ids
@@ -142,7 +142,8 @@ def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, 
                 with lock:
                     res.claims[user.name].append(item["id"])
                 action = rng.choices(names, weights)[0]
-                kw = {"edit": {"instruction": edited_text(item)}, "reject": {"reason": rng.choice(reasons)}}.get(action, {})
+                kw = {"edit": {"instruction": edited_text(item)},
+                      "reject": {"reason": rng.choice(reasons)}}.get(action, {})
                 rid = review.request_id_for(user, item["id"], action, tag)
                 t2 = time.perf_counter()
                 did = review.record_decision(store, item["id"], user, action, request_id=rid, **kw)
@@ -170,7 +171,8 @@ def check_state(store: Store, k: int | None = None) -> tuple[list[dict], Counter
     """The invariants of the log itself: nobody decided an item twice, no candidate has more completed reviews than
     its k, and each candidate's review_status / final texts are `derive_state` of its log. Returns (log, statuses)."""
     with store.session() as tx:
-        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions ORDER BY id")
+        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions "
+                       "ORDER BY id")
         cands = tx.dicts("SELECT id, lang, reviews_needed, review_status, final_instruction, final_response "
                          "FROM candidates")
         ks = review.k_settings(tx)

@@ -95,8 +95,8 @@ def generator_model(sleep: float = 0.0) -> FakeModel:
 
 
 # The refine fake: an instruction "... draft L." has quality L; the likelihood gain grows with L, so L=0 and L=1 are
-# 'flawed', L>=2 'good', and 'nonsense' instructions are 'bad'. The refiner rewrites "draft L" to "draft L+1", except for
-# topic 'bank' whose rewrites never change (stays flawed: 'unchanged').
+# 'flawed', L>=2 'good', and 'nonsense' instructions are 'bad'. The refiner rewrites "draft L" to "draft L+1", except
+# for topic 'bank' whose rewrites never change (stays flawed: 'unchanged').
 _DRAFT_RE = re.compile(r"draft (\d+)")
 
 

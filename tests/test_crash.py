@@ -1,9 +1,9 @@
 """Crashes: a stage or a reviewer killed with SIGKILL in the middle of its work, then run again.
 
-Each pipeline test builds one input store, copies it, kills a worker process (tests/crash_worker.py) running the stage on
-the first copy, reruns the stage to completion there, runs it uninterrupted on the second copy and compares: same rows,
-no duplicates, nothing lost, export files byte-identical. A kill inside a transaction (`--pause-write`: the worker stops
-after the unit of work ran and before COMMIT) must leave nothing of that unit.
+Each pipeline test builds one input store, copies it, kills a worker process (tests/crash_worker.py) running the stage
+on the first copy, reruns the stage to completion there, runs it uninterrupted on the second copy and compares: same
+rows, no duplicates, nothing lost, export files byte-identical. A kill inside a transaction (`--pause-write`: the worker
+stops after the unit of work ran and before COMMIT) must leave nothing of that unit.
 
 The decision tests kill a reviewer process in the middle of `record_decision` and check that the store holds only whole
 decisions, that every candidate's state is what `derive_state` says of its log, and that the reviewer can tell what was
@@ -81,11 +81,11 @@ def rounded(table: list[tuple], digits: int = 9) -> list[tuple]:
     return [tuple(round(v, digits) if isinstance(v, float) else v for v in row) for row in table]
 
 
-CANDIDATES = ("SELECT id, doc_id, lang, round_id, instruction, response, version, gen_status, gen_reason, model_version, "
-              "prompt_version, sampling, label, score, raw_score, p_good, label_reason, refine_rounds, cluster, "
-              "cluster_label, cluster_distance, selected, review_status FROM candidates ORDER BY id")
-VERSIONS = ("SELECT candidate_id, version, stage, instruction, label, score, reason, round_id, model_version, p_good, gain "
-            "FROM candidate_versions ORDER BY ALL")
+CANDIDATES = ("SELECT id, doc_id, lang, round_id, instruction, response, version, gen_status, gen_reason, "
+              "model_version, prompt_version, sampling, label, score, raw_score, p_good, label_reason, refine_rounds, "
+              "cluster, cluster_label, cluster_distance, selected, review_status FROM candidates ORDER BY id")
+VERSIONS = ("SELECT candidate_id, version, stage, instruction, label, score, reason, round_id, model_version, "
+            "p_good, gain FROM candidate_versions ORDER BY ALL")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -152,7 +152,8 @@ def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers,
 
 def diversify_input(store: Store) -> None:
     add_candidates(store, [
-        {"lang": lang, "text": cw.doc_text(lang, i) + lang, "instruction": f"Explain {cw.TOPICS[i % 5]} in detail, case {i}",
+        {"lang": lang, "text": cw.doc_text(lang, i) + lang,
+         "instruction": f"Explain {cw.TOPICS[i % 5]} in detail, case {i}",
          "label": "bad" if i % 4 == 1 else "good", "score": 0.3 + 0.05 * (i % 9)}
         for lang in ("sw", "ur") for i in range(15)])
 
@@ -172,7 +173,8 @@ def test_diversify_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, worke
 
     diversify.run(crashed, cfg(), embedder=cw.TopicEmbedder())
     assert rounded(rows(crashed, CANDIDATES), 6) == rounded(rows(clean, CANDIDATES), 6)
-    assert rows(crashed, "SELECT * FROM embeddings ORDER BY ALL") == rows(clean, "SELECT * FROM embeddings ORDER BY ALL")
+    embeddings = "SELECT * FROM embeddings ORDER BY ALL"
+    assert rows(crashed, embeddings) == rows(clean, embeddings)
     assert rows(clean, "SELECT lang, count(*) FROM candidates WHERE selected GROUP BY 1 ORDER BY 1") == [("sw", 3),
                                                                                                       ("ur", 3)]
 
@@ -246,7 +248,8 @@ def decision_input(store: Store) -> None:
 def check_whole_decisions(store: Store, done: dict[str, int], k: int = 1) -> None:
     """Every candidate's stored state is derive_state of its log; every reported decision is there exactly once."""
     with store.session() as tx:
-        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions ORDER BY id")
+        log = tx.dicts("SELECT id, request_id, candidate_id, reviewer, action, after, reason FROM decisions "
+                       "ORDER BY id")
         cands = tx.dicts("SELECT id, review_status, final_instruction, final_response FROM candidates")
         humans = tx.scalar("SELECT count(*) FROM candidate_versions WHERE stage = 'human'")
     by_rid = Counter(d["request_id"] for d in log)

@@ -1,7 +1,7 @@
-"""Bad input, fuzzed: whatever bytes land in a .jsonl / .csv / .txt file, ingest either refuses the file with an InputError
-that names it (having written nothing) or succeeds and reports what it skipped, and the documents it wrote are exactly
-the ones its stats count: never another exception, never a partial write. Random strings into the two parsers of model
-output never raise.
+"""Bad input, fuzzed: whatever bytes land in a .jsonl / .csv / .txt file, ingest either refuses the file with an
+InputError that names it (having written nothing) or succeeds and reports what it skipped, and the documents it wrote
+are exactly the ones its stats count: never another exception, never a partial write. Random strings into the two
+parsers of model output never raise.
 
 Hypothesis runs a bounded number of examples (no deadline: the CPU is shared) and keeps no example database in the tree.
 """
@@ -110,7 +110,8 @@ def jsonl_line(obj) -> bytes:
 # Ingest
 # ---------------------------------------------------------------------------------------------------------------------
 @FUZZ
-@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".jsonl", ".csv", ".txt"]), lang=st.sampled_from([None, "sw"]))
+@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".jsonl", ".csv", ".txt"]),
+       lang=st.sampled_from([None, "sw"]))
 def test_random_bytes(fuzz_store, fuzz_dir, data, suffix, lang):
     ingest_checked(fuzz_store, write(fuzz_dir, suffix, data), lang=lang)
 
@@ -174,7 +175,8 @@ def test_huge_lines_are_stored_cut_or_skipped_with_a_reason(fuzz_store, fuzz_dir
         with fuzz_store.session() as tx:
             size, detail = tx.one("SELECT length(text), drop_detail FROM documents WHERE source = ? AND "
                                   "drop_reason = 'too_long'", [path.name])
-        assert size == ingest_mod.STORED_TEXT_CAP and "3,300,000 characters" in detail and "stored cut to 10,000" in detail
+        assert size == ingest_mod.STORED_TEXT_CAP
+        assert "3,300,000 characters" in detail and "stored cut to 10,000" in detail
     # a line over the hard limit (64 MB; lowered here) is skipped and reported, the rest is read
     monkeypatch.setattr(ingest_mod, "MAX_LINE_BYTES", 10_000)
     path = write(fuzz_dir, ".jsonl", jsonl_line({"text": huge[:20_000]}) + b"\n" + jsonl_line({"text": SW + "d"}))
@@ -204,7 +206,8 @@ def test_truncated_gzip(fuzz_store, fuzz_dir, lines, cut, suffix):
     else:
         raw = b"\n".join(jsonl_line(x) for x in lines)
     packed = gzip.compress(raw)
-    stats = ingest_checked(fuzz_store, write(fuzz_dir, suffix, packed[: int(len(packed) * cut)]), lang="sw", batch_size=50)
+    path = write(fuzz_dir, suffix, packed[: int(len(packed) * cut)])
+    stats = ingest_checked(fuzz_store, path, lang="sw", batch_size=50)
     assert stats is not None and any("ends early" in str(i) or "damaged" in str(i) for i in stats.issues)
 
 

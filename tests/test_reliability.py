@@ -1,5 +1,5 @@
-"""Reliability: many reviewers at once, the app's real sessions at once, a pipeline job and reviewers on one file at once,
-backup / restore through the CLI, and an upgrade from an older migration level.
+"""Reliability: many reviewers at once, the app's real sessions at once, a pipeline job and reviewers on one file at
+once, backup / restore through the CLI, and an upgrade from an older migration level.
 
 The load simulation and its invariant checks are bench/reliability.py's (`simulate`, `check`): the benchmark runs the
 same thing for longer. Every test is bounded in time; nothing talks to anything but local files.
@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from unittest.mock import MagicMock
 
@@ -58,8 +57,8 @@ def test_twenty_reviewers_at_once_lose_nothing_and_never_exceed_k(file_store, k)
 
 
 @pytest.mark.xfail(strict=True, reason="bug: record_decision accepts a decision on an item that others completed "
-                   "after the reviewer's lease expired (a tab left open past lease_seconds): k=1 gets 2 reviewers and a "
-                   "final 'accepted' turns into 'conflict'; proposed fix in the reliability report")
+                   "after the reviewer's lease expired (a tab left open past lease_seconds): k=1 gets 2 reviewers "
+                   "and a final 'accepted' turns into 'conflict'; proposed fix in the reliability report")
 def test_a_late_decision_after_the_lease_expired_never_exceeds_k(store):
     (cid,) = add_candidates(store, [{"lang": "sw", "text": cw.doc_text("sw", 1), "instruction": "Summarize it."}])
     slow, fast = User("slow", "reviewer", ("sw",)), User("fast", "reviewer", ("sw",))

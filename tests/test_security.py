@@ -1,5 +1,6 @@
-"""Security: nothing without login, reviewers see only their languages and no curator page or export, passwords hashed
-and never written or logged in clear, logins rate limited, web text rendered as text, hostile filter values kept as data.
+"""Security: nothing without login, reviewers see only their languages and no curator page or export, passwords
+hashed and never written or logged in clear, logins rate limited, web text rendered as text, hostile filter values kept
+as data.
 
 App checks run the real app and page files with streamlit's AppTest (no server, no network) against a file store named
 by XINSTRUCT_DB. A forged session is a User object put in the session state: what a logged-in reviewer's session holds.

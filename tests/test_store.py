@@ -109,3 +109,38 @@ def test_an_older_database_upgrades_cleanly(tmp_path):
     upgraded = Store(tmp_path / "old.duckdb")
     assert upgraded.migrations() == [name for name, _ in MIGRATIONS]
     assert upgraded.get_setting("kept") == "yes"
+
+
+def test_nested_sessions_do_not_wait_for_themselves_when_another_process_waits(file_store):
+    import os
+    from pathlib import Path
+
+    marker = Path(f"{file_store.path}.wait.{os.getppid()}")  # a live process that is not us "waits"
+    done = threading.Event()
+
+    def nested():
+        with file_store.session() as tx:
+            marker.touch()
+            file_store.set_setting("inner", "ok")  # a write inside an open session
+            tx.execute("SELECT 1")
+        done.set()
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    try:
+        assert done.wait(20), "nested session deadlocked"
+    finally:
+        marker.unlink(missing_ok=True)
+    assert file_store.get_setting("inner") == "ok"
+
+
+def test_an_idle_process_releases_the_file_for_others(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "x.duckdb"
+    store = Store(path)
+    store.set_setting("mine", "1")  # the file stays open for a short idle grace period
+    code = ("from xinstruct.store import Store; s = Store(%r, busy_timeout=30); s.set_setting('theirs', '2')" % str(path))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert store.get_setting("theirs") == "2"

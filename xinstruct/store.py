@@ -15,6 +15,7 @@ Writes go through `store.write(fn)`: `fn(tx)` runs in one transaction, retried o
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -246,8 +247,7 @@ class Tx:
     def arrow_batches(self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 50_000):
         """Stream a query as pyarrow RecordBatches (bounded memory)."""
         cur = self.execute(sql, params)._cur
-        reader = cur.fetch_record_batch(batch_size)
-        yield from reader
+        yield from cur.to_arrow_reader(batch_size)
 
     @contextmanager
     def registered(self, name: str, data) -> Iterator[None]:
@@ -277,6 +277,9 @@ def _quote_path(path: str | Path) -> str:
     return str(path).replace("'", "''")
 
 
+IDLE_CLOSE_SECONDS = 2.0  # an idle process keeps the file open this long (unless another process waits for it)
+
+
 class _Shared:
     """The one open DuckDB instance of this process for one file, shared by its threads."""
 
@@ -285,6 +288,8 @@ class _Shared:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.users = 0
         self.draining = False
+        self.idle_since = 0.0
+        self.local = threading.local()  # per-thread session depth: nested sessions never wait for themselves
 
 
 _SHARED: dict[str, _Shared] = {}
@@ -344,7 +349,10 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Tx]:
-        """A short unit of work. Do not run model inference inside a session: other processes are waiting."""
+        """A short unit of work. Do not run model inference inside a session: other processes are waiting.
+
+        Sessions may nest in one thread (the inner one reuses the open file and never waits for the outer one).
+        """
         if self.memory:
             cur = self._mem.cursor()
             try:
@@ -353,33 +361,51 @@ class Store:
                 cur.close()
             return
         sh = self._shared()
+        depth = getattr(sh.local, "depth", 0)
         with sh.cond:
-            while sh.draining:
-                sh.cond.wait(0.05)
-            if sh.con is not None and sh.users == 0 and self._others_waiting():
-                self._close(sh)
-                time.sleep(0.05)  # let the waiting process take the lock
-            if sh.con is not None and self._others_waiting():
-                sh.draining = True
-                while sh.users > 0:
-                    sh.cond.wait(0.05)
-                self._close(sh)
-                sh.draining = False
-                sh.cond.notify_all()
-                time.sleep(0.05)
+            if depth == 0:
+                self._admit(sh)
             if sh.con is None:
                 sh.con = self._open()
             sh.users += 1
             cur = sh.con.cursor()
+        sh.local.depth = depth + 1
         try:
             yield Tx(cur)
         finally:
+            sh.local.depth = depth
             cur.close()
             with sh.cond:
                 sh.users -= 1
                 if sh.users == 0:
-                    self._close(sh)
+                    if self._others_waiting():
+                        self._close(sh)
+                    else:
+                        sh.idle_since = time.monotonic()
+                        _schedule_idle_close(self, sh)
                 sh.cond.notify_all()
+
+    def _admit(self, sh: _Shared) -> None:
+        """Called with sh.cond held: wait while draining; hand the file over when another process is waiting."""
+        while sh.draining:
+            sh.cond.wait(0.05)
+        if sh.con is not None and self._others_waiting():
+            sh.draining = True
+            while sh.users > 0:
+                sh.cond.wait(0.05)
+            self._close(sh)
+            sh.draining = False
+            sh.cond.notify_all()
+            time.sleep(0.05)  # let the waiting process take the lock
+
+    def close(self) -> None:
+        """Close the file now if no session is open (the next session reopens it)."""
+        if self.memory:
+            return
+        sh = self._shared()
+        with sh.cond:
+            if sh.users == 0:
+                self._close(sh)
 
     @staticmethod
     def _close(sh: _Shared) -> None:
@@ -467,6 +493,29 @@ class Store:
             tx.execute(f"IMPORT DATABASE '{_quote_path(folder)}'")
         store.migrate()
         return store
+
+
+def _schedule_idle_close(store: Store, sh: _Shared) -> None:
+    def close_if_idle() -> None:
+        with sh.cond:
+            if sh.users == 0 and sh.con is not None and time.monotonic() - sh.idle_since >= IDLE_CLOSE_SECONDS * 0.99:
+                store._close(sh)
+
+    timer = threading.Timer(IDLE_CLOSE_SECONDS, close_if_idle)
+    timer.daemon = True
+    timer.start()
+
+
+@atexit.register
+def _close_all() -> None:
+    for sh in list(_SHARED.values()):
+        with sh.cond:
+            if sh.con is not None:
+                try:
+                    sh.con.close()
+                except duckdb.Error:
+                    pass
+                sh.con = None
 
 
 def _rollback(tx: Tx) -> None:
