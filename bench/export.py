@@ -144,11 +144,19 @@ def worker(kind: str, db: Path, out: Path) -> dict:
             "rows": rows, "bytes": size, "hash": content, "load": os.getloadavg()[0]}
 
 
+BASELINE_CAP = 16 * 2**30  # address-space cap of the pandas workers: fail with MemoryError rather than wake the OOM killer
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (BASELINE_CAP, BASELINE_CAP))
+
+
 def run_worker(kind: str, db: Path, out: Path, timeout: float) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--db", str(db), "--out", str(out)]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=_cap_memory if kind.startswith("pandas-") else None)
     except subprocess.TimeoutExpired:
         return {"kind": kind, "error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
@@ -218,6 +226,8 @@ def main() -> None:
             continue
         print(f"| {r['kind']} | {r['rows']:,} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_rss_mib']:.0f} | "
               f"{r['bytes'] / 2**20:.0f} | {r['rows'] / r['seconds']:,.0f} | {r['load']:.1f} |")
+    print(f"\nThe pandas workers run under a {BASELINE_CAP / 2**30:.0f} GiB address-space cap (so that a run out of "
+          "memory fails here instead of waking the OOM killer on a shared machine).")
     print("\nwall = elapsed time of the export call; CPU = user + system time of the process during it (both cores "
           "count); load avg = the machine's 1-minute load average at its end (other jobs share this machine).")
     parquet = [r for r in results if r.get("kind") == "xinstruct-parquet" and "hash" in r]

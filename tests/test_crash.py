@@ -63,9 +63,15 @@ def add_documents(store: Store, n: int, langs=("sw", "ur")) -> None:
 
 
 def two_copies(tmp_path: Path, fill) -> tuple[Path, Path]:
-    """An input store built by `fill(store)` and an exact copy of it (closed files: the store closes when idle)."""
+    """An input store built by `fill(store)` and an exact copy of it.
+
+    The file is closed before it is copied: a process that opens and closes a DuckDB file it has open (as a copy does)
+    drops its own lock on it (POSIX record locks belong to the process, and any close releases them), and another
+    process could then open the file at the same time."""
     a, b = tmp_path / "crashed.duckdb", tmp_path / "clean.duckdb"
-    fill(Store(a))
+    store = Store(a)
+    fill(store)
+    store.close()
     for suffix in ("", ".wal"):
         if Path(f"{a}{suffix}").exists():
             shutil.copy2(f"{a}{suffix}", f"{b}{suffix}")
@@ -270,7 +276,9 @@ def reported(lines: list[str]) -> tuple[dict[str, int], list[str]]:
 
 def test_reviewer_killed_inside_a_decision_leaves_only_whole_decisions(tmp_path, workers):
     path = tmp_path / "review.duckdb"
-    decision_input(Store(path))
+    prepared = Store(path)
+    decision_input(prepared)
+    prepared.close()
     w = workers("decide", path, "--user", "amina", "--langs", "sw", "--pause-decision", "7")
     w.wait_for("PAUSED")
     w.kill()
@@ -304,7 +312,9 @@ def test_reviewer_killed_inside_a_decision_leaves_only_whole_decisions(tmp_path,
 
 def test_reviewer_killed_at_a_random_moment_leaves_a_consistent_store(tmp_path, workers):
     path = tmp_path / "review.duckdb"
-    decision_input(Store(path))
+    prepared = Store(path)
+    decision_input(prepared)
+    prepared.close()
     w = workers("decide", path, "--user", "amina", "--langs", "sw")
     for _ in range(4):
         w.wait_for("DONE")
@@ -337,6 +347,7 @@ def test_an_upgrade_killed_between_migrations_completes_on_the_next_open(tmp_pat
                          for i in range(5)])
     with old.session() as tx:
         before = tx.all("SELECT id, instruction, response FROM candidates ORDER BY id")
+    old.close()  # (else the worker waits for this process's idle grace to end)
     w = workers("migrate", path, "--pause-write", "2")  # the second pending migration, inside its transaction
     w.wait_for("PAUSED")
     w.kill()
@@ -359,9 +370,8 @@ def test_a_waiting_process_killed_does_not_hold_up_the_holder(tmp_path, workers)
             time.sleep(0.05)
         assert markers(), "the waiting process left its marker"
         w.kill()
-    assert markers()  # a SIGKILLed waiter cannot clean up after itself...
     start = time.monotonic()
-    for i in range(5):  # ...but the holder goes on at once
+    for i in range(5):  # the holder goes on at once
         store.set_setting("after", str(i))
 
     def busy() -> None:  # a session opened while another is open looks for waiters: it finds the dead one's marker
@@ -374,3 +384,28 @@ def test_a_waiting_process_killed_does_not_hold_up_the_holder(tmp_path, workers)
     assert not t.is_alive(), "the holder waited for a waiter that is dead"
     assert time.monotonic() - start < 10
     assert not markers(), "the stale marker was removed"
+
+
+def test_a_session_inside_a_session_does_not_wait_for_itself_while_another_process_waits(tmp_path, workers):
+    path = tmp_path / "nested.duckdb"
+    store = Store(path)
+    result: dict[str, float] = {}
+
+    def nested() -> None:
+        with store.session():
+            w = workers("open", path)  # waits for the file, with a marker: this process should hand the file over...
+            w.wait_for("READY")
+            deadline = time.monotonic() + 60
+            while not list(tmp_path.glob("nested.duckdb.wait.*")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            start = time.monotonic()
+            with store.session() as tx:  # ...but a session opened inside a running one cannot wait for that one
+                tx.scalar("SELECT 1")
+            result["inner"] = time.monotonic() - start
+        result["waiter"] = float(w.finish(timeout=60)["applied"] == [])  # and the waiter gets its turn afterwards
+
+    t = threading.Thread(target=nested, daemon=True)
+    t.start()
+    t.join(90)
+    assert not t.is_alive(), "a session inside a session hung while another process waited"
+    assert result["inner"] < 5 and result["waiter"] == 1.0

@@ -214,6 +214,8 @@ def test_decisions_and_versions_of_a_bulk_accepted_pair(store, tmp_path):
     assert row["instruction"] == "What is the capital of Tamil Nadu? Answer in Tamil."
     assert list(row["model_versions"]) == ["eval-v2", "test"]
     assert [d["action"] for d in row["decisions"]] == ["bulk_accept"]
+    card = res.card.read_text(encoding="utf-8")
+    assert "| eval-v2 |" in card and "| test |" in card  # the card lists every model version used
 
 
 def test_cli_export(file_store, tmp_path):

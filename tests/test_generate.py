@@ -121,12 +121,15 @@ def test_rerun_skips_done_documents_without_loading_a_model(store, seed_file):
     assert stats["pending"] == 0 and stats["generated"] == 0 and len(candidates(store)) == 2
 
 
-def test_a_new_round_gets_its_own_candidates(store, seed_file):
-    add_documents(store, [("sw", SW[0])])
+def test_a_new_round_generates_only_for_documents_no_round_used(store, seed_file):
+    first = add_documents(store, [("sw", SW[0])])
     run(store, quiet(seed_files=[str(seed_file)]), model=FakeModel(generate_fn=lambda p: ENGLISH))
     store.write(lambda tx: tx.execute("INSERT INTO rounds (id) VALUES (1), (2)"))
-    run(store, quiet(seed_files=[str(seed_file)]), model=FakeModel(generate_fn=lambda p: ENGLISH))
-    assert sorted(r["round_id"] for r in candidates(store)) == [1, 2]
+    store.write(lambda tx: tx.execute(
+        "INSERT INTO documents (id, content_hash, text, lang, status) VALUES ('new', 'new', ?, 'sw', 'kept')", [SW[1]]))
+    stats = run(store, quiet(seed_files=[str(seed_file)]), model=FakeModel(generate_fn=lambda p: ENGLISH))
+    assert (stats["round"], stats["generated"]) == (2, 1)
+    assert sorted((r["doc_id"], r["round_id"]) for r in candidates(store)) == [(first[0], 1), ("new", 2)]
 
 
 class InterruptOnSecondBatch(FakeModel):

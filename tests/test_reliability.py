@@ -11,6 +11,7 @@ import importlib.util
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
 from unittest.mock import MagicMock
@@ -52,8 +53,8 @@ def test_twenty_reviewers_at_once_lose_nothing_and_never_exceed_k(file_store, k)
     assert res.seconds < LOAD_SECONDS + 60
     done = Counter(d.action for d in res.decisions)
     assert done["accept"] and done["skip"]  # a real mix of actions went through
-    if k == 2:
-        assert counts.get("status:in_review", 0) + counts.get("status:conflict", 0) + counts.get("status:accepted", 0)
+    if k == 2:  # a final state or a conflict needs two reviewers each: the k=2 path really ran
+        assert sum(counts.get(f"status:{s}", 0) for s in ("accepted", "edited", "rejected", "conflict")) > 0
 
 
 @pytest.mark.xfail(strict=True, reason="bug: record_decision accepts a decision on an item that others completed "
@@ -81,14 +82,18 @@ def test_a_late_decision_after_the_lease_expired_never_exceeds_k(store):
 def concurrent_apptest(file_store, monkeypatch):
     """AppTest sessions that may run at the same time in threads. AppTest installs a mock Runtime and sets the
     `global.appTest` option for each run and removes both when that run ends, which would pull them from under another
-    session still running; here both stay in place for the whole test (the harness, not the app, needs this)."""
+    session still running; here both stay in place for the whole test. AppTest also compiles the scripts afresh for
+    every run, and CPython 3.11 can fail compiling in two threads at once ("SystemError: AST constructor recursion depth
+    mismatch"); the server compiles each script once under a lock, and so do the sessions here (one shared ScriptCache).
+    The harness needs all this, not the app."""
     from streamlit import config
     from streamlit.runtime import Runtime
     from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
     from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
     from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import AppTest
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import AppTest, app_test
 
     fallback = MagicMock(spec=Runtime)
     fallback.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
@@ -96,6 +101,8 @@ def concurrent_apptest(file_store, monkeypatch):
     fallback.cache_storage_manager = MemoryCacheStorageManager()
     monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: cls._instance or fallback))
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
+    shared_cache = ScriptCache()
+    monkeypatch.setattr(app_test, "ScriptCache", lambda: shared_cache)
     before = config.get_option("global.appTest")
     config.set_option("global.appTest", True)
     monkeypatch.setenv("XINSTRUCT_DB", str(file_store.path))
@@ -151,9 +158,7 @@ def test_app_sessions_in_threads_record_every_click_once(file_store, concurrent_
                     break
                 shown[user.name].append(item["id"])
                 done[user.name].append(_ui_step(at, action))
-        except BaseException as exc:  # noqa: BLE001
-            import traceback
-
+        except BaseException:  # noqa: BLE001 (reported below)
             errors.append(f"{user.name}: {traceback.format_exc()[-1500:]}")
 
     threads = [threading.Thread(target=session, args=(u,)) for u in users]

@@ -46,9 +46,13 @@ KEPT = ("accepted", "edited")  # final states of a pair that goes into the data
 # not undone (an undo names the decision it takes back in after.undoes) and not before the candidate's latest
 # send_to_review in force. Columns: candidate_id, reviewer, verdict (accept | edit | reject), verdict_key (the action,
 # for an edit with a hash of the edited text: equal keys = agreement), keep (accept or edit), decided_at.
+# Only candidates on which two or more people ever gave a verdict are looked at: agreement needs two, and this keeps the
+# window over the log small when most items have one review.
 _UNDONE = ("SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) FROM decisions "
            "WHERE action = 'undo' AND after IS NOT NULL AND json_extract_string(after, '$.undoes') IS NOT NULL")
-VERDICTS_SQL = f"""
+_MULTI = ("SELECT candidate_id FROM decisions WHERE action IN ('accept', 'edit', 'reject') GROUP BY 1 "
+          "HAVING count(DISTINCT reviewer) >= 2")
+MULTI_VERDICTS_SQL = f"""
     SELECT candidate_id, reviewer, action AS verdict, verdict_key, action <> 'reject' AS keep, created_at AS decided_at
     FROM (
         SELECT d.candidate_id, d.reviewer, d.action, d.created_at,
@@ -62,8 +66,11 @@ VERDICTS_SQL = f"""
             WHERE action = 'send_to_review' AND id NOT IN ({_UNDONE}) GROUP BY candidate_id
         ) r ON r.candidate_id = d.candidate_id
         WHERE d.action IN ('accept', 'edit', 'reject') AND d.id > coalesce(r.rid, -1) AND d.id NOT IN ({_UNDONE})
+          AND d.candidate_id IN ({_MULTI})
     ) WHERE rn = 1
 """
+# The same for every candidate (each reviewer's verdict in force, also where only one person reviewed).
+VERDICTS_SQL = MULTI_VERDICTS_SQL.replace(f"\n          AND d.candidate_id IN ({_MULTI})", "")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -158,7 +165,7 @@ class CandidateFilter:
         if self.agreement != "any":
             having = "= 1" if self.agreement == "agree" else "> 1"
             parts.append(
-                f"{a}.id IN (SELECT candidate_id FROM ({VERDICTS_SQL}) GROUP BY candidate_id "
+                f"{a}.id IN (SELECT candidate_id FROM ({MULTI_VERDICTS_SQL}) GROUP BY candidate_id "
                 f"HAVING count(*) >= 2 AND count(DISTINCT verdict_key) {having})"
             )
         if self.search:
@@ -181,12 +188,16 @@ def _escape_like(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Overview
 # ---------------------------------------------------------------------------------------------------------------------
+EDIT_DISTANCE_SAMPLE = 2000
+
+
 def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
     """One row per language (those given, else those in the store), in LANGS order.
 
     Rates: acceptance = (accepted + edited) / decided, where decided = accepted + edited + rejected; edit rate =
     edited / (accepted + edited); mean edit distance = mean character Levenshtein distance between the generated
-    instruction and the final one over edited pairs (0 edits are not counted).
+    instruction and the final one over edited pairs (at most EDIT_DISTANCE_SAMPLE of them per language, a fixed
+    sample by id hash, so that it stays cheap on a large store).
     Keys: lang, language, docs_kept, docs_dropped, dropped (dict reason -> n), candidates, labels (dict), status (dict),
     decided, acceptance_rate, edit_rate, mean_edit_distance.
     """
@@ -201,9 +212,11 @@ def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
         labels = tx.all("SELECT lang, coalesce(label, ?), count(*) FROM candidates GROUP BY ALL", [UNLABELED])
         status = tx.all("SELECT lang, review_status, count(*) FROM candidates GROUP BY ALL")
         edits = tx.all(
-            "SELECT lang, avg(levenshtein(instruction, final_instruction)), count(*) FROM candidates "
-            "WHERE review_status = 'edited' AND final_instruction IS NOT NULL AND instruction IS NOT NULL GROUP BY lang"
-        )
+            "SELECT lang, avg(levenshtein(instruction, final_instruction)), count(*) FROM ("
+            "  SELECT lang, instruction, final_instruction,"
+            "         row_number() OVER (PARTITION BY lang ORDER BY hash(id), id) AS rn FROM candidates"
+            "  WHERE review_status = 'edited' AND final_instruction IS NOT NULL AND instruction IS NOT NULL"
+            ") WHERE rn <= ? GROUP BY lang", [EDIT_DISTANCE_SAMPLE])
     present = {r[0] for r in docs} | {r[0] for r in labels}
     codes = [c for c in LANGS if (c in want if want else c in present)]
     codes += sorted(c for c in present if c not in LANGS and not want)  # codes outside our ten, if any
@@ -431,18 +444,20 @@ def reviewer_stats(store: Store, langs: Iterable[str] | None = None) -> Reviewer
     which this reviewer agreed with the other (same verdict as review.derive_state counts it)."""
     filt = CandidateFilter(langs=tuple(langs or ()))
     where, params = filt.where("c")
+    # Only join the candidates when a language filter needs them.
+    source = "decisions d JOIN candidates c ON c.id = d.candidate_id" if filt.langs else "decisions d"
     with store.session() as tx:
         per_day = tx.df(
-            "SELECT d.reviewer, CAST(d.created_at AS DATE) AS day, count(*) AS decisions FROM decisions d "
-            f"JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY ALL ORDER BY 1, 2", params)
+            "SELECT d.reviewer, CAST(d.created_at AS DATE) AS day, count(*) AS decisions "
+            f"FROM {source} WHERE {where} GROUP BY ALL ORDER BY 1, 2", params)
         totals = tx.df(
             "SELECT d.reviewer, count(*) AS decisions, count(*) FILTER (action = 'accept') AS accept, "
             "count(*) FILTER (action = 'edit') AS edit, count(*) FILTER (action = 'reject') AS reject, "
             "count(*) FILTER (action NOT IN ('accept', 'edit', 'reject')) AS other, "
             "count(DISTINCT CAST(d.created_at AS DATE)) AS days, min(d.created_at) AS first, max(d.created_at) AS last "
-            f"FROM decisions d JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY 1 ORDER BY 1", params)
+            f"FROM {source} WHERE {where} GROUP BY 1 ORDER BY 1", params)
         verdicts = tx.all(
-            f"WITH v AS ({VERDICTS_SQL}) SELECT v.candidate_id, v.reviewer, v.verdict_key, v.keep FROM v "
+            f"WITH v AS ({MULTI_VERDICTS_SQL}) SELECT v.candidate_id, v.reviewer, v.verdict_key, v.keep FROM v "
             f"JOIN candidates c ON c.id = v.candidate_id WHERE {where} AND v.candidate_id IN ("
             "SELECT candidate_id FROM v GROUP BY 1 HAVING count(*) >= 2) ORDER BY 1, 2", params)
     by_cand: dict[str, dict[str, tuple[str, bool]]] = {}

@@ -1,6 +1,7 @@
 """Stage 1, generation: write an English instruction for every kept native document.
 
-For each kept document of the chosen language(s) that has no candidate in the current round, the generator model reads
+For each kept document of the chosen language(s) that no round so far has used (a later round generates only for
+documents no earlier round used), the generator model reads
 the text (with few-shot seed pairs of the same language unless it is a trained backward model) and writes an
 instruction; the parser keeps it or rejects it with a reason. Documents are processed in batches: the model runs outside
 any store session, and each batch is written in one transaction (candidates + their first version). Candidate ids are

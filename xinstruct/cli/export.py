@@ -26,7 +26,7 @@ def export_cmd(
     no_answer_hint: Annotated[bool, typer.Option(
         "--no-answer-hint", help="Do not append ' Answer in <Language>.' to the instruction.")] = False,
     shard_rows: Annotated[int, typer.Option(help="hf: rows per Parquet shard.")] = 500_000,
-    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit during the export (spills beyond).")] = "1GB",
+    memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit during the export (spills beyond).")] = "2GB",
     overwrite: Annotated[bool, typer.Option(help="Replace the files of an earlier export in --out.")] = False,
     db: DbOption = None,
 ) -> None:

@@ -38,7 +38,7 @@ def generate(
         help="vllm: 'ray' to use a Ray cluster (multi-node), 'mp' for one node.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Write an English instruction for every kept document that has no candidate in this round.
+    """Write an English instruction for every kept document that no round has used yet.
 
     Resumable: a rerun skips documents already done; Ctrl-C loses at most the batch in flight.
 
@@ -52,7 +52,7 @@ def generate(
     )
     stats = generate_mod.run(open_store(db), cfg)
     if not stats["pending"]:
-        typer.echo(f"round {stats['round']}: nothing to generate (every kept document has a candidate)")
+        typer.echo(f"round {stats['round']}: nothing to generate (every kept document already has a candidate)")
         return
     reasons = ", ".join(f"{k} {v}" for k, v in stats["reasons"].items()) or "none"
     typer.echo(f"round {stats['round']}, model {stats['model']} (few-shot {stats['few_shot']}): "

@@ -59,7 +59,7 @@ def shipped_adapter() -> Path | None:
 
 
 def load_embedded(spec: str | None = None, adapter: str | Path | None = "default", device: str | None = None,
-                  batch_size: int = DEFAULT_BATCH_SIZE, **_ignored) -> TransformersModel:
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> TransformersModel:
     """The embedded Gemma 3 270M; `adapter="default"` merges the shipped backward adapter, None loads the bare base.
 
     The model's name records what was loaded, e.g. "gemma3-270m+xi-backward-v1".

@@ -37,7 +37,7 @@ class LlamaCppModel:
         self.llm, self.name = llm, name
 
     @classmethod
-    def load(cls, spec: str | None = None, *, n_ctx: int = 4096, n_threads: int | None = None, **_ignored) -> LlamaCppModel:
+    def load(cls, spec: str | None = None, *, n_ctx: int = 4096, n_threads: int | None = None) -> LlamaCppModel:
         """Load a .gguf file (default: the embedded Gemma 3 270M, Q4_K_M)."""
         llama_cpp = _import_llama_cpp()
         path = embedded_gguf() if spec in ALIASES else Path(spec)
