@@ -160,8 +160,8 @@ def run_worker(kind: str, db: Path, out: Path, timeout: float) -> dict:
     except subprocess.TimeoutExpired:
         return {"kind": kind, "error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"kind": kind, "error": " / ".join(tail) or f"exit {proc.returncode}",
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"kind": kind, "error": lines[-1].strip() if lines else f"exit {proc.returncode}",
                 "seconds": time.perf_counter() - t0}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

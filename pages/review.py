@@ -55,6 +55,7 @@ def attempt(job):
             review.record_decision(store, job["cid"], user, job["action"], request_id=job["rid"], **job["kw"])
     except (InputError, AccessDenied) as exc:
         ss.xi_failed = None
+        forget_item()  # e.g. others completed the item while it was open here: move on
         flash("warning", str(exc))
         st.rerun()
     except XInstructError as exc:

@@ -133,10 +133,7 @@ def refine_input(store: Store) -> None:
 @pytest.mark.parametrize("pause_write", [
     3,  # labelling: two batches labelled, the third inside its transaction
     # refinement round 2 starts: labels (writes 1-6) and round 1 (7-10) complete, round 2's first write in flight
-    pytest.param(11, marks=pytest.mark.xfail(
-        strict=True, reason="bug: refine.run stops at a round with nothing left to do ('if not flawed: break'), so a "
-        "rerun after a crash between rounds never runs round 2; the early stop also ignores changes an interrupted run "
-        "stored in the round (see the reliability report for the patch)")),
+    11,  # refinement round 2 starts: the rerun must run round 2 (a crash between rounds once stopped it)
 ], ids=["while_labelling", "between_refine_rounds"])
 def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers, pause_write):
     a, b = two_copies(tmp_path, refine_input)

@@ -189,9 +189,6 @@ def test_huge_lines_are_stored_cut_or_skipped_with_a_reason(fuzz_store, fuzz_dir
 FILLER = [{"text": " ".join(f"neno{j * 7919 % 1009}x{i}" for j in range(40))} for i in range(150)]
 
 
-@pytest.mark.xfail(strict=True, raises=EOFError, reason="bug: a .gz cut short past its first 8 KB raises EOFError from "
-                   "the reader (after earlier batches were stored); proposed fix: ingest.read_records reports it as an "
-                   "issue, 'the rest of the file was skipped'")
 @settings(FUZZ, max_examples=20, phases=(Phase.explicit, Phase.reuse, Phase.generate))  # no slow shrinking of the xfail
 @given(lines=st.lists(st.one_of(records, st.fixed_dictionaries({"text": st.just(SW), "n": st.integers()})), max_size=6),
        cut=st.floats(0.3, 0.95), suffix=st.sampled_from([".jsonl.gz", ".csv.gz", ".txt.gz"]))

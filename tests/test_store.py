@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import subprocess
+import sys
 import threading
 import time
 
@@ -54,41 +55,45 @@ def test_concurrent_updates_of_one_row_are_retried_not_lost(file_store):
     assert file_store.get_setting("counter") == "40"
 
 
-def _hold(path: str, seconds: float, ready) -> None:
-    store = Store(path)
-    with store.session() as tx:
-        ready.set()
-        time.sleep(seconds)
-        tx.execute("INSERT INTO settings VALUES ('holder', 'done')")
+HOLD = """
+import sys, time
+from xinstruct.store import Store
+store = Store(sys.argv[1])
+with store.session() as tx:
+    print("ready", flush=True)
+    time.sleep(float(sys.argv[2]))
+    tx.execute("INSERT INTO settings VALUES ('holder', 'done')")
+store.close()
+"""
+
+
+def hold(path: str, seconds: float) -> subprocess.Popen:
+    """Another process that holds the database file for `seconds` (returns once it holds it)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, path, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_a_second_process_waits_for_the_lock_instead_of_failing(tmp_path):
     path = str(tmp_path / "x.duckdb")
-    Store(path)
-    ready = mp.get_context("spawn").Event()
-    proc = mp.get_context("spawn").Process(target=_hold, args=(path, 1.5, ready))
-    proc.start()
-    assert ready.wait(60)
+    Store(path).close()
+    proc = hold(path, 1.5)
     start = time.monotonic()
     store = Store(path, busy_timeout=60)
     store.set_setting("waiter", "in")
     waited = time.monotonic() - start
-    proc.join(30)
-    assert proc.exitcode == 0
+    assert proc.wait(30) == 0
     assert waited > 0.3  # it really had to wait for the other process
     assert store.get_setting("holder") == "done" and store.get_setting("waiter") == "in"
 
 
 def test_busy_timeout_gives_a_clear_error(tmp_path):
     path = str(tmp_path / "x.duckdb")
-    Store(path)
-    ready = mp.get_context("spawn").Event()
-    proc = mp.get_context("spawn").Process(target=_hold, args=(path, 3, ready))
-    proc.start()
-    assert ready.wait(60)
+    Store(path).close()
+    proc = hold(path, 3)
     with pytest.raises(StoreBusy, match="held by another process"):
         Store(path, busy_timeout=0.3)
-    proc.join(30)
+    assert proc.wait(30) == 0
 
 
 def test_backup_and_restore_round_trip_exactly(file_store, tmp_path):

@@ -21,6 +21,7 @@ import json
 import re
 import sys
 import unicodedata
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -141,7 +142,11 @@ def read_records(path: Path, cfg: IngestConfig, issues: list[Issue]) -> Iterator
     if fmt != "parquet":
         _check_binary(path, gz)
     reader = {"jsonl": _read_jsonl, "txt": _read_txt, "csv": _read_csv, "parquet": _read_parquet}[fmt]
-    yield from reader(path, gz, cfg, issues)
+    try:
+        yield from reader(path, gz, cfg, issues)
+    except (EOFError, OSError, zlib.error) as exc:  # e.g. a .gz cut short after its first block, or a read error
+        issues.append(Issue(str(path), None, f"the file ends early or is damaged ({exc}); the rest of the file was skipped",
+                            "check that it is complete (gzip -t for .gz) and ingest it again"))
 
 
 def _decode(raw: bytes, path: Path, line: int, issues: list[Issue]) -> str | None:

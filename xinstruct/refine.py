@@ -259,7 +259,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
                 f"SELECT id, instruction, response, lang, score, label_reason FROM candidates WHERE gen_status = 'ok' "
                 f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} ORDER BY id {limit_sql}", [rnd, *lang_params])
         if not flawed:
-            break
+            continue  # finished by an earlier, interrupted run: the next round may still have work
         stats["rounds"] = rnd
         changed = 0
         examples_by_lang: dict[str, list[dict]] = {}
@@ -297,14 +297,23 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
         bar.close()
         stats["refined"] += changed
         stats["unchanged"] = len(flawed) - changed
-        if changed == 0:
-            break
+        if changed == 0 and not _changed_in_round(store, rnd, lang_sql, lang_params):
+            break  # nothing changed in this round (counting batches an interrupted run stored): refining is done
     with store.session() as tx:
         stats["labels"] = dict(tx.all(
             f"SELECT coalesce(label, 'unlabelled'), count(*) FROM candidates WHERE gen_status = 'ok' {lang_sql} GROUP BY 1",
             lang_params))
     stats["model_version"] = version
     return stats
+
+
+def _changed_in_round(store: Store, rnd: int, lang_sql: str, lang_params: list) -> bool:
+    """Whether round `rnd` rewrote a candidate that is still flawed and would be refined again in round rnd + 1."""
+    with store.session() as tx:
+        return bool(tx.scalar(
+            "SELECT count(*) FROM candidates WHERE gen_status = 'ok' AND label = 'flawed' AND refine_rounds = ? "
+            f"{lang_sql} AND id IN (SELECT candidate_id FROM candidate_versions WHERE stage = 'refine' AND round_id = ?)",
+            [rnd, *lang_params, rnd]))
 
 
 def _save_labels(tx: Tx, batch, verdicts: list[Verdict], version: str, cleaned: bool) -> None:

@@ -610,6 +610,12 @@ def record_decision(store: Store, candidate_id: str, user: User, action: str, *,
             if not user.can_review(cur_lang):
                 raise AccessDenied(f"this item was relabelled to {cur_lang}, which {user.name} does not review")
         log = _log(tx, candidate_id)
+        if action in COMPLETING:  # a tab left open past its lease: others may have completed the item meanwhile
+            done_by = {d["reviewer"] for d in effective_decisions(log) if d["action"] in COMPLETING}
+            k_now = k_for(cur_lang, reviews_needed, k_settings(tx))
+            if user.name not in done_by and (old_status in FINAL_STATUSES or len(done_by) >= k_now):
+                raise InputError("other reviewers completed this item while it was open here; your decision was "
+                                 "not recorded", hint="go on with the next item")
         before = {"instruction": cur_instruction, "response": cur_response}
         act, after = action, None
         new_instruction = cur_instruction if instruction is None else instruction
