@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import PACKAGE_DATA, add_candidates
-from xinstruct.diversify import DiversifyConfig, cluster, quotas, run, select, verb_object
+from xinstruct.diversify import DiversifyConfig, cluster, cluster_label, quotas, run, select
 
 
 class TopicEmbedder:
@@ -91,14 +91,9 @@ def test_quotas_and_select_are_pure():
     assert chosen == {"a", "c"}
 
 
-@pytest.mark.parametrize("instruction, expected", [
-    ("Write a short poem about the monsoon.", ("write", "poem")),
-    ("What are the benefits of drinking tea?", ("what", "benefits")),
-    ("Summarise the history of Hanoi", ("summarize", "history")),
-    ("", ("", "")),
-])
-def test_verb_object(instruction, expected):
-    assert verb_object(instruction) == expected
+def test_cluster_label_is_the_most_common_verb_and_object():
+    assert cluster_label(["Write a poem about rain.", "Please write a poem on the sea", "List three rivers"]) == "write poem"
+    assert cluster_label([]) == ""
 
 
 def test_cluster_distances_are_cosine():

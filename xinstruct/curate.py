@@ -673,7 +673,7 @@ def verb_object(instruction: str | None) -> tuple[str, str | None] | None:
     """(verb, object) of an English instruction by a cheap rule: the first word after polite openers is the verb, the
     next content word is its object. "Please write a short summary of ..." -> ("write", "summary"); questions give
     (question word, object): "What are the benefits of tea?" -> ("what", "benefits"). None when there are no words.
-    (diversify.verb_object names clusters with a simpler rule that does not skip polite openers.)"""
+    diversify.cluster_label names clusters with it."""
     if not instruction:
         return None
     words = _WORD.findall(instruction.lower())

@@ -8,7 +8,6 @@ Each cluster gets a readable label from its most common instruction verb and obj
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -147,29 +146,11 @@ def select(ids: list[str], labels: np.ndarray, distance: np.ndarray, scores: lis
     return {ids[i] for c, m in members.items() for i in m[: quota[c]]}
 
 
-_VERBS = {"write", "summarize", "summarise", "explain", "list", "compare", "describe", "create", "give", "provide",
-          "tell", "find", "generate", "translate", "suggest", "advise", "discuss", "outline", "share", "name", "recommend",
-          "identify", "analyze", "analyse", "what", "how", "why", "who", "when", "where", "which"}
-_STOP = {"a", "an", "the", "me", "us", "some", "of", "about", "on", "for", "to", "in", "and", "or", "short", "brief",
-         "few", "main", "this", "that", "these", "those", "your", "my", "is", "are", "was", "were", "do", "does", "did",
-         "can", "should", "would", "could", "there", "it", "its", "be", "with", "one", "two", "three", "several"}
-
-
-def verb_object(instruction: str) -> tuple[str, str]:
-    """The leading verb (or question word) of an instruction and the first content word after it."""
-    words = re.findall(r"[a-zA-Z']+", (instruction or "").lower())
-    verb, obj = "", ""
-    for i, w in enumerate(words):
-        if w in _VERBS or (i == 0 and w not in _STOP):
-            verb = "summarize" if w == "summarise" else w
-            rest = [x for x in words[i + 1 :] if x not in _STOP and len(x) > 2]
-            obj = rest[0] if rest else ""
-            break
-    return verb, obj
-
-
 def cluster_label(instructions: list[str]) -> str:
-    pairs = Counter(verb_object(s) for s in instructions if s)
+    """The cluster's most common instruction verb and object (the paper's verb-noun analysis), e.g. "write poem"."""
+    from .curate import verb_object
+
+    pairs = Counter((v, o or "") for v, o in filter(None, map(verb_object, instructions)))
     if not pairs:
         return ""
     (verb, obj), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
