@@ -15,6 +15,7 @@ tests/test_reliability.py runs the same simulation for a few seconds.
 
 from __future__ import annotations
 
+
 import argparse
 import hashlib
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import cpu_name  # noqa: E402  (bench/ is on sys.path when a benchmark runs as a script)
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User  # noqa: E402
 from xinstruct.store import Store  # noqa: E402
@@ -228,14 +230,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     try:
         load = "load average %.1f" % os.getloadavg()[0]
     except OSError:

@@ -16,6 +16,7 @@ machine and date.
 
 from __future__ import annotations
 
+
 import argparse
 import os
 import platform
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
 
+from common import cpu_name  # noqa: E402  (bench/ is on sys.path when a benchmark runs as a script)
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User, utcnow  # noqa: E402
 from xinstruct.langs import LANGS  # noqa: E402
@@ -211,14 +213,7 @@ def main() -> None:
                           cold["record_decision"])]:
         rows.append((name, len(values), statistics.median(values), pct(values, 95), max(values)))
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     print(f"### Review queue latency, {n_cands:,} candidates, {n_dec:,} decisions\n")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {cpu} · {os.cpu_count()} cores · load average {load} · "

@@ -11,7 +11,7 @@ from conftest import PACKAGE_DATA
 from test_train import tiny_config, tiny_lm, models_dir, seed_file  # noqa: F401  (fixtures)
 from xinstruct import feedback, generate, refine
 from xinstruct.auth import User
-from xinstruct.feedback import edit_distance, fit_calibration, in_test_half, round_report
+from xinstruct.feedback import fit_calibration, in_test_half, round_report
 from xinstruct.ingest import IngestConfig, ingest
 from xinstruct.models.fake import FakeModel
 from xinstruct.review import record_decision
@@ -119,7 +119,3 @@ def test_split_by_candidate_is_stable_and_balanced():
     ids = [f"c{i}" for i in range(1000)]
     assert [in_test_half(i) for i in ids] == [in_test_half(i) for i in ids]
     assert 420 < sum(in_test_half(i) for i in ids) < 580
-
-
-def test_edit_distance():
-    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3 and edit_distance("a", "a") == 0

@@ -176,26 +176,14 @@ def new_round(store: Store, notes: str | None = None) -> dict:
     return {"round": store.write(write), "generator": generator, "evaluator": evaluator}
 
 
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance in characters."""
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def round_report(store: Store) -> list[dict]:
     """Per round and language: reviewed, acceptance rate, edit rate, mean edit distance, evaluator-human AUC, versions."""
     from sklearn.metrics import roc_auc_score
 
     with store.session() as tx:
         rows = tx.dicts(
-            "SELECT c.round_id, c.lang, c.review_status, c.score, c.instruction, c.final_instruction, c.model_version, "
+            "SELECT c.round_id, c.lang, c.review_status, c.score, c.model_version, "
+            "levenshtein(c.instruction, c.final_instruction) AS distance, "
             "r.generator, r.evaluator FROM candidates c LEFT JOIN rounds r ON r.id = c.round_id "
             "WHERE c.review_status IN ('accepted', 'edited', 'rejected') ORDER BY c.round_id, c.lang, c.id")
     groups: dict[tuple[int, str], list[dict]] = {}
@@ -215,8 +203,7 @@ def round_report(store: Store) -> list[dict]:
             "round": rnd, "lang": lang, "reviewed": n,
             "acceptance_rate": round(statuses.count("accepted") / n, 3),
             "edit_rate": round(len(edits) / n, 3),
-            "mean_edit_distance": round(float(np.mean([edit_distance(e["instruction"] or "", e["final_instruction"] or "")
-                                                       for e in edits])), 1) if edits else 0.0,
+            "mean_edit_distance": round(float(np.mean([e["distance"] or 0 for e in edits])), 1) if edits else 0.0,
             "evaluator_auc": None if auc is None else round(auc, 3),
             "generator": items[0]["generator"] or items[0]["model_version"],
             "evaluator": items[0]["evaluator"] or "uncalibrated",
