@@ -51,7 +51,7 @@ class IngestConfig:
     lang_field: str = "lang"  # field holding a declared language code
     min_chars: int = 300  # shorter documents are dropped (too_short)
     max_chars: int = 3000  # longer documents are dropped (too_long)
-    near_dup_threshold: float = 0.8  # estimated Jaccard of character 5-gram sets above which a document is a near duplicate
+    near_dup_threshold: float = 0.8  # estimated Jaccard of shingle sets (word bigrams; Thai: character 5-grams) above which a document is a near duplicate
     min_lang_confidence: float = 0.5  # below this the language is 'uncertain' (mixed or unclear text) and dropped
     batch_size: int = 2000  # documents per transaction
     progress: bool = True  # show a progress bar
@@ -372,16 +372,25 @@ NUM_PERM = 64
 BANDS, ROWS = 16, 4
 
 
-def shingles(text: str, k: int = 5) -> set[str]:
-    """Character k-grams of the text's words, lowercased (works for Thai, which has no spaces between words)."""
-    key = " ".join(_WORD.findall(text.casefold()))
-    if len(key) <= k:
+def shingles(text: str) -> set[str]:
+    """Word bigrams of the lowercased text; character 5-grams for scripts written without spaces (Thai).
+
+    Word bigrams are ~6x fewer than character 5-grams and still sensitive to small edits: changing 4 words of a
+    130-word paragraph leaves a Jaccard similarity of ~0.88.
+    """
+    words = _WORD.findall(text.casefold())
+    if len(words) >= 0.08 * len(text):  # spaced text: words average under ~12 characters
+        if len(words) < 2:
+            return {" ".join(words)}
+        return {f"{a} {b}" for a, b in zip(words, words[1:])}
+    key = " ".join(words)
+    if len(key) <= 5:
         return {key}
-    return {key[i : i + k] for i in range(len(key) - k + 1)}
+    return {key[i : i + 5] for i in range(len(key) - 4)}
 
 
 def minhash(text: str) -> np.ndarray:
-    """MinHash signature (rensa, a Rust MinHash) of the character 5-gram set."""
+    """MinHash signature (rensa, a Rust MinHash) of the text's shingle set."""
     from rensa import RMinHash
 
     m = RMinHash(num_perm=NUM_PERM, seed=1)

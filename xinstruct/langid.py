@@ -9,7 +9,7 @@ from .langs import COMPATIBLE, LANGS
 
 # Our ten, English (the most common intruder in web text) and the neighbours our languages are confused with.
 _CANDIDATES = [*LANGS, "en", "ms", "fa", "ar", "mr", "pa"]
-_CHARS = 1000  # the first characters decide; measured: same agreement as full text, 2-3x faster
+_CHARS = 500  # the first characters decide; measured on the real web text: same agreement as full text, 3x faster
 
 
 @dataclass(frozen=True)
