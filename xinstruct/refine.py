@@ -28,7 +28,9 @@ from .store import Store, Tx
 LABELS = ("good", "flawed", "bad")
 EVAL_PROMPT_VERSION = "eval-v1"
 REFINE_PROMPT_VERSION = "refine-v1"
-GAIN_WEIGHT, PGOOD_WEIGHT, BIAS = 6.0, 2.0, -0.6
+# Measured on our labelled seed pairs (bench/evaluator.py): gain ROC-AUC 0.91, P(good) 0.52 with the 270M base model,
+# so the uncalibrated score uses gain alone; a calibration fitted on human decisions may weigh P(good) in.
+GAIN_WEIGHT, PGOOD_WEIGHT, BIAS = 6.0, 0.0, -0.6
 
 
 # ---------------------------------------------------------------------------------------------------------------------
