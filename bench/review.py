@@ -29,10 +29,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, also when imported by a test
 
 import pyarrow as pa  # noqa: E402
 
-from common import cpu_name  # noqa: E402  (bench/ is on sys.path when a benchmark runs as a script)
+from common import cpu_name  # noqa: E402
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User, utcnow  # noqa: E402
 from xinstruct.langs import LANGS  # noqa: E402
