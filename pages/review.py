@@ -53,9 +53,13 @@ def attempt(job):
             undone = review.undo_last(store, user, request_id=job["rid"])
         else:
             review.record_decision(store, job["cid"], user, job["action"], request_id=job["rid"], **job["kw"])
+    except review.ItemGone as exc:
+        ss.xi_failed = None
+        forget_item()  # others completed it while it was open here: move on to the next item
+        flash("warning", str(exc))
+        st.rerun()
     except (InputError, AccessDenied) as exc:
         ss.xi_failed = None
-        forget_item()  # e.g. others completed the item while it was open here: move on
         flash("warning", str(exc))
         st.rerun()
     except XInstructError as exc:

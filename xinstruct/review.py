@@ -287,6 +287,10 @@ def order_key(selected: bool | None, score: float | None, candidate_id: str) -> 
     return (0 if selected else 1, 1 if score is None else 0, 0.0 if score is None else abs(score - 0.5), candidate_id)
 
 
+class ItemGone(InputError):
+    """The item was completed by others while it was open here (e.g. a tab left open past its lease)."""
+
+
 class _LangQueue:
     __slots__ = ("keys", "dead", "loaded", "count", "depth", "complete", "refreshing")
 
@@ -614,7 +618,7 @@ def record_decision(store: Store, candidate_id: str, user: User, action: str, *,
             done_by = {d["reviewer"] for d in effective_decisions(log) if d["action"] in COMPLETING}
             k_now = k_for(cur_lang, reviews_needed, k_settings(tx))
             if user.name not in done_by and (old_status in FINAL_STATUSES or len(done_by) >= k_now):
-                raise InputError("other reviewers completed this item while it was open here; your decision was "
+                raise ItemGone("other reviewers completed this item while it was open here; your decision was "
                                  "not recorded", hint="go on with the next item")
         before = {"instruction": cur_instruction, "response": cur_response}
         act, after = action, None
