@@ -54,6 +54,14 @@ def main() -> None:
                          ("conditional likelihood log P(text|instr)", [s.ll_text for s in signals]),
                          ("default score (uncalibrated blend)", [combine(s) for s in signals])]:
         print(f"| {name} | {roc_auc_score(labels, values):.3f} |")
+    import numpy as np
+
+    gains = np.array([s.gain for s in signals])
+    y = np.array(labels)
+    print("\n| gain quantile | 10% | 25% | 50% | 75% | 90% |\n|---|---:|---:|---:|---:|---:|")
+    for name, mask in [("matched (good)", y == 1), ("mismatched (bad)", y == 0)]:
+        q = np.quantile(gains[mask], [0.1, 0.25, 0.5, 0.75, 0.9])
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in q) + " |")
 
 
 if __name__ == "__main__":

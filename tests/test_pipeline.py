@@ -45,12 +45,13 @@ def test_whole_pipeline_with_fake_model_then_resume_adds_nothing(store, tmp_path
         "ingest": {"lang": "sw"}, "generate": {"batch_size": 1}, "diversify": {"target": 1}}))
     model = FakeModel(generate_fn=lambda p: "Explain how this food is cooked.",
                       loglik_fn=lambda p, c: -2.0 if p else -3.0)
-    summary = run(store, cfg, base, model=model, embedder=TopicEmbedder(), progress=False, echo=lambda s: None)
+    summary = run(store, cfg, base, model=model, evaluator=model, embedder=TopicEmbedder(), progress=False,
+                  echo=lambda s: None)
     assert list(summary) == ["ingest", "generate", "refine", "diversify"]
     with store.session() as tx:
         assert tx.scalar("SELECT count(*) FROM candidates WHERE label = 'good'") == 2
         assert tx.scalar("SELECT count(*) FROM candidates WHERE selected") == 1
-    run(store, cfg, base, model=model, embedder=TopicEmbedder(), progress=False, echo=lambda s: None)
+    run(store, cfg, base, model=model, evaluator=model, embedder=TopicEmbedder(), progress=False, echo=lambda s: None)
     with store.session() as tx:
         assert tx.scalar("SELECT count(*) FROM candidates") == 2
         assert tx.scalar("SELECT count(*) FROM documents") == 2

@@ -87,9 +87,12 @@ def resolve_inputs(inputs: list[str], base: Path) -> list[Path]:
     return files
 
 
-def run(store: Store, cfg: PipelineConfig, base: Path, *, model=None, embedder=None, progress: bool = True,
-        echo=print) -> dict[str, Any]:
-    """Run the configured stages in order; returns per-stage stats and timings."""
+def run(store: Store, cfg: PipelineConfig, base: Path, *, model=None, evaluator=None, embedder=None,
+        progress: bool = True, echo=print) -> dict[str, Any]:
+    """Run the configured stages in order; returns per-stage stats and timings.
+
+    `model` generates (and writes refinement rewrites), `evaluator` scores; both are loaded from the stage configs
+    when not given (the evaluator defaults to the bare embedded base model, see refine.load_evaluator)."""
     from . import generate
 
     configs = stage_configs(cfg)
@@ -116,7 +119,9 @@ def run(store: Store, cfg: PipelineConfig, base: Path, *, model=None, embedder=N
                         model = generate.load_generator(stage_cfg, store)
                     result[lang or "all"] = generate.run(store, stage_cfg, model=model)
                 elif stage == "refine":
-                    result[lang or "all"] = refine.run(store, stage_cfg, model=model)
+                    if evaluator is None:
+                        evaluator = refine.load_evaluator(stage_cfg)
+                    result[lang or "all"] = refine.run(store, stage_cfg, model=evaluator, refiner=model)
                 else:
                     result.update(diversify.run(store, stage_cfg, embedder=embedder))
         seconds = round(time.monotonic() - start, 1)

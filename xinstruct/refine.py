@@ -222,15 +222,31 @@ def refinement_examples(store: Store, lang: str, n: int = 2) -> list[dict]:
     return [{"text": t[:600], "before": b, "after": a} for t, b, a in rows if b and a]
 
 
-def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = None) -> dict[str, Any]:
-    """Label every unlabelled candidate, then refine flawed ones for up to `cfg.rounds` rounds. Resumable."""
+def load_evaluator(cfg: RefineConfig) -> Model:
+    """The configured model, or the bare embedded base model: the backward adapter is trained for the other
+    direction (text -> instruction), and the evaluator's measurements (bench/evaluator.py) are of the base model."""
+    from .models.base import load_model
+
+    if cfg.model is None and cfg.backend in (None, "embedded"):
+        from .models.embedded import load_embedded
+
+        return load_embedded(adapter=None)
+    return load_model(cfg.model, cfg.backend)
+
+
+def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = None,
+        refiner: Model | None = None) -> dict[str, Any]:
+    """Label every unlabelled candidate, then refine flawed ones for up to `cfg.rounds` rounds. Resumable.
+
+    `model` scores (the evaluator); `refiner` writes the rewrites (default: the same model; the pipeline passes its
+    generator, which was trained to write instructions for native text)."""
     from tqdm import tqdm
 
-    from .models.base import load_model
     from .prompts import parse_instruction
 
     cfg = cfg or RefineConfig()
-    model = model or load_model(cfg.model, cfg.backend)
+    model = model or load_evaluator(cfg)
+    refiner = refiner or model
     calibrations, calibration_name = load_calibrations(store)
     evaluator = Evaluator(model, cfg, calibrations)
     version = model.name + (f"+{calibration_name}" if calibration_name else "")
@@ -274,7 +290,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
                 prompt = build_refine_prompt(resp[: cfg.max_text_chars], ins, reason or "too vague", examples_by_lang[lang])
                 prompts += [prompt] * cfg.variants
                 owners += [i] * cfg.variants
-            outputs = model.generate(prompts, sampling)
+            outputs = refiner.generate(prompts, sampling)
             options: dict[int, list[str]] = {}
             for i, out in zip(owners, outputs):
                 instruction, _ = parse_instruction(out.text)
