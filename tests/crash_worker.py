@@ -112,7 +112,7 @@ def _gain(instruction: str) -> float:
     if "nonsense" in instruction:
         return -0.1
     m = _DRAFT_RE.search(instruction)
-    return 0.05 + 0.1 * (int(m.group(1)) if m else 0)
+    return -0.04 + 0.03 * (int(m.group(1)) if m else 0)  # draft 0, 1: flawed; draft 2: good (refine.combine)
 
 
 def _instruction_in(prompt: str) -> str:

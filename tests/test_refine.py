@@ -34,7 +34,7 @@ def scripted_model():
     def loglik(prompt: str, cont: str) -> float:
         if not prompt:
             return -3.0
-        return -2.0 if GOOD in prompt or "Lahore" in prompt else -2.95
+        return -2.0 if GOOD in prompt or "Lahore" in prompt else -3.03
 
     def generate(prompt: str) -> str:
         return GOOD + "\n### extra" if "does not fit" in prompt else "Write something."
@@ -68,7 +68,7 @@ def test_refine_is_resumable_and_does_not_relabel(store):
 
 def test_a_rewrite_that_does_not_improve_is_not_kept_and_the_loop_stops(store):
     [cid] = add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": VAGUE}])
-    model = FakeModel(generate_fn=lambda p: "Write another thing about this.", loglik_fn=lambda p, c: -2.95 if p else -3.0)
+    model = FakeModel(generate_fn=lambda p: "Write another thing about this.", loglik_fn=lambda p, c: -3.03 if p else -3.0)
     stats = run(store, RefineConfig(rounds=3, progress=False), model=model)
     assert stats["refined"] == 0 and stats["rounds"] == 1
     with store.session() as tx:

@@ -28,9 +28,11 @@ from .store import Store, Tx
 LABELS = ("good", "flawed", "bad")
 EVAL_PROMPT_VERSION = "eval-v1"
 REFINE_PROMPT_VERSION = "refine-v1"
-# Measured on our labelled seed pairs (bench/evaluator.py): gain ROC-AUC 0.91, P(good) 0.52 with the 270M base model,
-# so the uncalibrated score uses gain alone; a calibration fitted on human decisions may weigh P(good) in.
-GAIN_WEIGHT, PGOOD_WEIGHT, BIAS = 6.0, 0.0, -0.6
+# Measured on our labelled seed pairs (bench/evaluator.py, embedded base model): gain ROC-AUC 0.91-0.93, P(good)
+# 0.51-0.52, so the uncalibrated score uses gain alone. Gain quantiles (10/50/90%): matched pairs -0.03/0.01/0.08,
+# mismatched -0.11/-0.06/-0.02 nats per token; the scale puts gain 0 at 0.6 (good), -0.03 at 0.41 (flawed), -0.06 at
+# 0.25 (bad). A calibration fitted on human decisions replaces it (and may weigh P(good) in).
+GAIN_WEIGHT, PGOOD_WEIGHT, BIAS = 25.0, 0.0, 0.4
 
 
 # ---------------------------------------------------------------------------------------------------------------------
