@@ -452,7 +452,7 @@ def _ingest_file(store: Store, path: Path, cfg: IngestConfig, stats: IngestStats
         stats.skipped_lines += len(issues)
 
 
-def _doc_id(source: str, text: str, url: str | None) -> str:
+def _doc_id(text: str, url: str | None) -> str:
     return sha(f"{text}\x00{url or ''}")
 
 
@@ -462,7 +462,7 @@ def _process_batch(store: Store, path: Path, batch: list[Record], cfg: IngestCon
     rows = []
     for rec in batch:
         text = clean_text(rec.text)
-        rows.append({"rec": rec, "text": text, "id": _doc_id(source, text, rec.url), "hash": sha(content_key(text))})
+        rows.append({"rec": rec, "text": text, "id": _doc_id(text, rec.url), "hash": sha(content_key(text))})
     # what is already stored (a rerun, or the same document twice) is skipped
     with store.session() as tx:
         ids = list({r["id"] for r in rows})
