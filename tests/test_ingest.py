@@ -11,6 +11,7 @@ import pytest
 from conftest import PACKAGE_DATA, write_jsonl
 from xinstruct.errors import InputError
 from xinstruct.ingest import IngestConfig, boilerplate_reason, clean_text, ingest
+from xinstruct.store import Store
 
 SW = [
     "Wakulima wa kahawa katika mkoa wa Kilimanjaro wameanza kutumia mbinu mpya za kumwagilia mashamba yao kwa njia ya "
@@ -211,3 +212,112 @@ def test_clean_text_and_boilerplate_are_pure():
     assert clean_text("a\u00a0 b\r\n\r\n\r\n\r\nc\x07") == "a b\n\nc"
     assert boilerplate_reason(SW[0]) is None
     assert "short" in boilerplate_reason("Home\nAbout\nContact\nLogin\nShop\nCart")
+
+
+# --- worker processes ----------------------------------------------------------------------------------------------
+def _corpus_with_duplicates_across_batches(tmp_path):
+    """The demo corpus of all ten languages, then near and exact copies of early documents placed in later batches."""
+    rows = [json.loads(line) for f in sorted((PACKAGE_DATA / "demo").glob("*.jsonl")) for line in f.open(encoding="utf-8")]
+    kept = [r for r in rows if r.get("expect") == "keep"]
+    copies = [{"text": r["text"].replace(" ", "  ", 3) + " ", "url": "https://copy"} for r in kept[:5]]
+    edits = [{"text": " ".join(w if n % 40 else w.upper() + "x" for n, w in enumerate(r["text"].split())), "lang": r["lang"]}
+             for r in kept[5:10]]
+    return write_jsonl(tmp_path / "all.jsonl", rows + copies + edits)
+
+
+def _documents(store):
+    with store.session() as tx:
+        return tx.all("SELECT id, status, drop_reason, drop_detail, lang, lang_detected, minhash, source_line "
+                      "FROM documents ORDER BY id")
+
+
+def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkeypatch):
+    import xinstruct.ingest as ingest_mod
+
+    submitted = []
+
+    class CountingPool(ingest_mod.ProcessPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            submitted.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_mod, "ProcessPoolExecutor", CountingPool)
+    f = _corpus_with_duplicates_across_batches(tmp_path)
+    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
+    a = ingest(one, [f], cfg(batch_size=40, workers=1))
+    assert submitted == []
+    b = ingest(many, [f], cfg(batch_size=40, workers=2))
+    assert len(submitted) == -(-a.read // 40) and sum(submitted) == a.read  # every batch went to the workers
+    assert a.as_dict() == b.as_dict()
+    assert a.dropped["near_duplicate"] >= 5 and a.dropped["exact_duplicate"] >= 5
+    assert _documents(one) == _documents(many)
+
+
+def _analyse_or_die(items, limits, parallel=True):
+    """Stands in for textcheck.analyse in worker processes: the first one to run it dies as if killed."""
+    import os
+
+    from xinstruct.textcheck import analyse
+
+    if os.getpid() != _PARENT_PID[0] and not os.path.exists(_PARENT_PID[1]):
+        open(_PARENT_PID[1], "w").close()
+        os._exit(9)
+    return analyse(items, limits, parallel)
+
+
+_PARENT_PID: list = [0, ""]
+
+
+def test_a_killed_worker_loses_no_document(tmp_path, monkeypatch):
+    import os
+
+    import xinstruct.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "analyse", _analyse_or_die)
+    monkeypatch.setattr(ingest_mod, "_mp_context", lambda: __import__("multiprocessing").get_context("fork"))
+    _PARENT_PID[:] = [os.getpid(), str(tmp_path / "died")]
+    f = _corpus_with_duplicates_across_batches(tmp_path)
+    reference, survived = Store(tmp_path / "ref.duckdb"), Store(tmp_path / "s.duckdb")
+    ingest(reference, [f], cfg(batch_size=40, workers=1))
+    stats = ingest(survived, [f], cfg(batch_size=40, workers=2))
+    assert (tmp_path / "died").exists()  # a worker did die
+    assert stats.read == stats.kept + sum(stats.dropped.values())
+    assert _documents(survived) == _documents(reference)
+
+
+def test_workers_exit_when_the_ingest_process_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = [{"text": f"{r['text']} {i}", "lang": r["lang"]} for i, r in enumerate(
+        json.loads(line) for _ in range(8) for f in sorted((PACKAGE_DATA / "demo").glob("*.jsonl"))
+        for line in f.open(encoding="utf-8"))]
+    corpus = write_jsonl(tmp_path / "big.jsonl", rows)
+    script = ("import sys; from xinstruct.ingest import IngestConfig, ingest; from xinstruct.store import Store; "
+              "ingest(Store(sys.argv[1]), [sys.argv[2]], IngestConfig(progress=False, batch_size=20, workers=2))")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "db.duckdb"), str(corpus)])
+
+    def alive(pid: int) -> bool:
+        try:
+            return "\nState:\tZ" not in open(f"/proc/{pid}/status").read()
+        except FileNotFoundError:
+            return False
+
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        workers = [int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+    assert len(workers) == 2, "the ingest did not start its two workers"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"worker processes {left} outlived the killed ingest"

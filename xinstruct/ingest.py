@@ -7,36 +7,42 @@ Bad input, decided per case (the README has the table):
   text, a non-string text, an unknown language code in a record;
 * accept silently: a UTF-8 BOM (stripped), an empty file (reported as 0 documents);
 * store as dropped: a document outside the length window (a huge one is stored cut to 10,000 characters, with its size).
-Each batch of documents is written in one transaction: a crash loses at most the batch in flight, and a rerun skips
-what is stored (document ids are content hashes).
+Documents are analysed (cleaned, filtered, language-identified, MinHashed: `textcheck`) in worker processes for files
+of more than one batch, then deduplicated and written in order by this process. Each batch is written in one
+transaction: a crash loses at most the batch in flight, and a rerun skips what is stored (document ids are hashes).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
 import json
-import re
+import logging
+import multiprocessing
+import os
 import sys
-import unicodedata
+import threading
+import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from functools import lru_cache
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
-import regex
 
 from . import langid
 from .errors import InputError
 from .langs import LANGS, check_lang
 from .store import Store, Tx, to_json
+from .textcheck import NUM_PERM, STORED_TEXT_CAP, Analysis, Limits, analyse
+from .textcheck import boilerplate_reason, clean_text  # noqa: F401 (part of this module's interface)
 
-STORED_TEXT_CAP = 10_000
+log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
@@ -53,7 +59,8 @@ class IngestConfig:
     max_chars: int = 3000  # longer documents are dropped (too_long)
     near_dup_threshold: float = 0.8  # estimated Jaccard of shingle sets (word bigrams; Thai: character 5-grams) above which a document is a near duplicate
     min_lang_confidence: float = 0.5  # below this the language is 'uncertain' (mixed or unclear text) and dropped
-    batch_size: int = 2000  # documents per transaction
+    batch_size: int = 5000  # documents per transaction (and per unit of work for the worker processes)
+    workers: int = 0  # processes analysing documents of large files (0 = one per core, 1 = none: all in this process)
     progress: bool = True  # show a progress bar
 
 
@@ -274,144 +281,6 @@ def _read_parquet(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) 
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Normalisation, filters and MinHash (pure functions)
-# ---------------------------------------------------------------------------------------------------------------------
-_WS = re.compile(r"[ \t\u00a0\u200b]+")
-_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def clean_text(text: str) -> str:
-    """NFC, control characters removed, runs of spaces collapsed, lines trimmed; paragraph breaks kept."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CTRL.sub("", text)
-    lines = [_WS.sub(" ", ln).strip() for ln in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def content_key(text: str) -> str:
-    """Normalised form for exact dedup: lowercase, letters and digits only."""
-    return _NON_ALNUM.sub("", text.casefold())
-
-
-def sha(text: str, n: int = 16) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
-
-
-_BOILER_WORDS = re.compile(
-    r"cookie|copyright|all rights reserved|privacy policy|terms of use|log ?in|sign ?up|subscribe|newsletter|©|®",
-    re.IGNORECASE,
-)
-_SEPARATORS = re.compile(r"[|»«·•›‹]|&gt;|\s/\s")
-
-
-def boilerplate_reason(text: str) -> str | None:
-    """Why a text looks like page furniture rather than prose, or None."""
-    lines = [ln for ln in text.split("\n") if ln.strip()]
-    if len(lines) >= 4:
-        short_lines = [ln for ln in lines if len(ln) < 40]
-        short = len(short_lines) / len(lines)
-        short_chars = sum(map(len, short_lines)) / max(1, sum(map(len, lines)))
-        if short >= 0.6 and short_chars >= 0.4:
-            return f"{short:.0%} of its {len(lines)} lines are short (menu or link list)"
-        dup = 1 - len(set(lines)) / len(lines)
-        if dup >= 0.3:
-            return f"{dup:.0%} of lines repeated"
-    seps = len(_SEPARATORS.findall(text))
-    if seps >= 6 and seps / max(1, len(text) / 100) >= 1.0:
-        return f"{seps} navigation separators"
-    hits = len(_BOILER_WORDS.findall(text))
-    if hits >= 3:
-        return f"{hits} boilerplate phrases (cookie, copyright, login...)"
-    letters = len(_NON_LETTER.sub("", text))
-    if letters / max(1, len(text)) < 0.5:
-        return f"only {letters / max(1, len(text)):.0%} letters"
-    return None
-
-
-_NON_LETTER = regex.compile(r"[^\p{L}\p{M}]+")  # letters and combining marks are kept (Indic vowel signs are marks)
-_NON_ALNUM = regex.compile(r"[^\p{L}\p{M}\p{N}]+")
-_WORD = re.compile(r"\w+")
-
-
-def script_mismatch(text: str, lang: str) -> str | None:
-    """For non-Latin languages, too many letters outside the language's script means mixed text."""
-    script = LANGS[lang].script
-    if script == "LATIN":
-        return None
-    letters = len(_NON_LETTER.sub("", text))
-    if not letters:
-        return None
-    inside = len(_outside_script(script).sub("", text)) / letters
-    if inside < 0.6:
-        return f"only {inside:.0%} of letters in {script.title()} script (mixed-language text)"
-    return None
-
-
-@lru_cache(maxsize=None)
-def _outside_script(script: str):
-    return regex.compile(rf"[^\p{{Script={script.title()}}}]+")
-
-
-# Common English function words that are not also words of our Latin-script languages ("in", "on", "to", "as" are).
-_ENGLISH_FUNCTION_WORDS = frozenset(
-    "the and of is that for with was are this from have has which were would their they there been will about into "
-    "these those what when more also its our you your but not can".split()
-)
-
-
-def english_share(text: str) -> float:
-    """Share of words that are English function words: ~0.4 in English prose, ~0 in our languages."""
-    words = re.findall(r"[a-z']+", text.lower())
-    return sum(w in _ENGLISH_FUNCTION_WORDS for w in words) / max(1, len(_WORD.findall(text)))
-
-
-MIXED_ENGLISH_SHARE = 0.08
-
-
-NUM_PERM = 64
-BANDS, ROWS = 16, 4
-
-
-def shingles(text: str) -> set[str]:
-    """Word bigrams of the lowercased text; character 5-grams for scripts written without spaces (Thai).
-
-    Word bigrams are ~6x fewer than character 5-grams and still sensitive to small edits: changing 4 words of a
-    130-word paragraph leaves a Jaccard similarity of ~0.88.
-    """
-    words = _WORD.findall(text.casefold())
-    if len(words) >= 0.08 * len(text):  # spaced text: words average under ~12 characters
-        if len(words) < 2:
-            return {" ".join(words)}
-        return {f"{a} {b}" for a, b in zip(words, words[1:])}
-    key = " ".join(words)
-    if len(key) <= 5:
-        return {key}
-    return {key[i : i + 5] for i in range(len(key) - 4)}
-
-
-def minhash(text: str) -> np.ndarray:
-    """MinHash signature (rensa, a Rust MinHash) of the text's shingle set."""
-    from rensa import RMinHash
-
-    m = RMinHash(num_perm=NUM_PERM, seed=1)
-    m.update(list(shingles(text)))
-    return np.asarray(m.digest(), dtype=np.uint64)
-
-
-def band_keys(sig: np.ndarray) -> list[int]:
-    """One 63-bit key per LSH band (16 bands x 4 rows: pairs above ~0.5 Jaccard collide in some band)."""
-    keys = []
-    for b in range(BANDS):
-        digest = hashlib.blake2b(sig[b * ROWS : (b + 1) * ROWS].tobytes() + bytes([b]), digest_size=8).digest()
-        keys.append(int.from_bytes(digest, "little") >> 1)
-    return keys
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(a == b))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # The stage
 # ---------------------------------------------------------------------------------------------------------------------
 def ingest(store: Store, paths: Iterable[str | Path], cfg: IngestConfig | None = None) -> IngestStats:
@@ -435,16 +304,10 @@ def _ingest_file(store: Store, path: Path, cfg: IngestConfig, stats: IngestStats
 
     issues: list[Issue] = []
     bar = tqdm(desc=f"ingest {path.name}", unit=" docs", disable=not cfg.progress, leave=False)
-    batch: list[Record] = []
     try:
-        for rec in read_records(path, cfg, issues):
-            batch.append(rec)
-            if len(batch) >= cfg.batch_size:
-                _process_batch(store, path, batch, cfg, stats)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            _process_batch(store, path, batch, cfg, stats)
+        batches = _batched(read_records(path, cfg, issues), cfg.batch_size)
+        for batch, analyses in _analysed(batches, cfg):
+            _store_batch(store, path.name, batch, analyses, cfg, stats)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -452,125 +315,184 @@ def _ingest_file(store: Store, path: Path, cfg: IngestConfig, stats: IngestStats
         stats.skipped_lines += len(issues)
 
 
-def _doc_id(text: str, url: str | None) -> str:
-    return sha(f"{text}\x00{url or ''}")
+def _batched(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    while batch := list(islice(records, size)):
+        yield batch
 
 
-def _process_batch(store: Store, path: Path, batch: list[Record], cfg: IngestConfig, stats: IngestStats) -> None:
+def _analysed(batches: Iterator[list[Record]], cfg: IngestConfig) -> Iterator[tuple[list[Record], list[Analysis]]]:
+    """Each batch with its analysis, in order. From a file's second batch on, worker processes analyse batches ahead
+    while this process deduplicates and writes (analysis is CPU-bound Python and lingua, both holding the GIL)."""
+    limits = Limits(cfg.min_chars, cfg.max_chars, cfg.min_lang_confidence)
+    workers = cfg.workers or os.cpu_count() or 1
+    head = list(islice(batches, 2))
+    if len(head) < 2 or workers < 2:  # a small file is not worth starting processes for
+        for batch in chain(head, batches):
+            yield batch, analyse(_items(batch, cfg), limits)
+        return
+    langid.warm()  # loaded once here; forked workers share the models
+    pool = ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_worker_start, initargs=(os.getpid(),))
+    pending: deque[tuple[list[Record], Future]] = deque()
+    try:
+        for batch in chain(head, batches):
+            pending.append((batch, _submit(pool, batch, cfg, limits)))
+            while len(pending) > workers or (pending and pending[0][1].done()):  # at most workers + 1 batches ahead
+                yield _result(*pending.popleft(), cfg, limits)
+        while pending:
+            yield _result(*pending.popleft(), cfg, limits)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _mp_context():
+    """Fork on Linux: workers start at once with the models loaded, and scripts need no `__main__` guard (the workers
+    only run pure functions, never the store). Elsewhere spawn, the platform's safe default."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker: load the language models, and exit when the ingest process is gone (forked workers would
+    otherwise wait forever on a queue whose other end they hold themselves)."""
+    langid.warm()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+# A worker killed from outside (out of memory?) breaks the pool: its batches and all later ones are analysed here.
+def _submit(pool: ProcessPoolExecutor, batch: list[Record], cfg: IngestConfig, limits: Limits) -> Future:
+    try:
+        return pool.submit(analyse, _items(batch, cfg), limits, False)
+    except BrokenProcessPool:
+        done: Future = Future()
+        done.set_result(analyse(_items(batch, cfg), limits))
+        return done
+
+
+def _result(batch: list[Record], future: Future, cfg: IngestConfig, limits: Limits) -> tuple[list[Record], list[Analysis]]:
+    try:
+        return batch, future.result()
+    except BrokenProcessPool:
+        log.warning("an ingest worker process died (out of memory?); the batch from line %s is analysed in this process",
+                    batch[0].line)
+        return batch, analyse(_items(batch, cfg), limits)
+
+
+def _items(batch: list[Record], cfg: IngestConfig) -> list[tuple[str, str | None, str | None]]:
+    return [(rec.text, rec.url, cfg.lang or rec.lang) for rec in batch]
+
+
+def _store_batch(store: Store, source: str, batch: list[Record], analyses: list[Analysis], cfg: IngestConfig,
+                 stats: IngestStats) -> None:
     stats.read += len(batch)
-    source = path.name
-    rows = []
-    for rec in batch:
-        text = clean_text(rec.text)
-        rows.append({"rec": rec, "text": text, "id": _doc_id(text, rec.url), "hash": sha(content_key(text))})
     # what is already stored (a rerun, or the same document twice) is skipped
     with store.session() as tx:
-        ids = list({r["id"] for r in rows})
+        ids = list({a.id for a in analyses})
         have = {r[0] for r in tx.all("SELECT id FROM documents WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
-    fresh, seen = [], set()
-    for r in rows:
-        if r["id"] in have or r["id"] in seen:
+    fresh: list[tuple[Record, Analysis]] = []
+    for rec, a in zip(batch, analyses):
+        if a.id in have:
             stats.already_stored += 1
             continue
-        seen.add(r["id"])
-        fresh.append(r)
-    if not fresh:
+        have.add(a.id)
+        fresh.append((rec, a))
+    if fresh:
+        _mark_duplicates(store, [a for _, a in fresh if a.reason is None], cfg)
+        _write_batch(store, source, fresh, stats)
+
+
+def _mark_duplicates(store: Store, survivors: list[Analysis], cfg: IngestConfig) -> None:
+    """Exact and near duplicates, against the kept documents of the store and earlier kept ones of the batch.
+
+    Near duplicates are pairs that share an LSH band and whose signatures agree on at least `near_dup_threshold` of
+    their values; all candidate pairs of a batch are compared in a few numpy operations.
+    """
+    if not survivors:
         return
-    # length and boilerplate first: cheap, and they decide most drops
-    for r in fresh:
-        n = len(r["text"])
-        r["reason"] = r["detail"] = None
-        if n < cfg.min_chars:
-            r["reason"], r["detail"] = "too_short", f"{n} characters < {cfg.min_chars}"
-        elif n > cfg.max_chars:
-            r["reason"], r["detail"] = "too_long", f"{n:,} characters > {cfg.max_chars:,}"
-            if n > STORED_TEXT_CAP:
-                r["detail"] += f"; stored cut to {STORED_TEXT_CAP:,}"
-                r["text"] = r["text"][:STORED_TEXT_CAP]
-        else:
-            why = boilerplate_reason(r["text"])
-            if why:
-                r["reason"], r["detail"] = "boilerplate", why
-    # language ID on everything (so the store knows the language of dropped text too)
-    detections = langid.detect([r["text"] for r in fresh])
-    for r, det in zip(fresh, detections):
-        declared = cfg.lang or r["rec"].lang
-        r["declared"], r["detected"], r["confidence"] = declared, det.lang, det.confidence
-        r["lang"] = declared or (det.lang if det.lang in LANGS else None)
-        r["mismatch"] = bool(declared and not langid.agrees(declared, det.lang))
-        if r["reason"]:
-            continue
-        if r["lang"] is None:
-            r["reason"], r["detail"] = "language", f"detected {det.lang or 'nothing'}, not one of {', '.join(LANGS)}"
-        elif r["mismatch"]:
-            r["reason"], r["detail"] = "language", f"declared {declared}, detected {det.lang} ({det.confidence:.2f})"
-        elif (why := script_mismatch(r["text"], r["lang"])):
-            r["reason"], r["detail"] = "language", why
-        elif (share := english_share(r["text"])) >= MIXED_ENGLISH_SHARE:
-            r["reason"], r["detail"] = "language", f"mixed with English ({share:.0%} English function words)"
-        elif det.confidence < cfg.min_lang_confidence:
-            r["reason"], r["detail"] = "language", f"uncertain: {det.lang} at {det.confidence:.2f} (mixed or unclear text)"
-    # exact and near duplicates, against the store and within the batch
-    survivors = [r for r in fresh if not r["reason"]]
-    for r in survivors:
-        r["sig"] = minhash(r["text"])
-        r["bands"] = band_keys(r["sig"])
     with store.session() as tx:
-        hashes = list({r["hash"] for r in survivors})
+        hashes = list({a.content_hash for a in survivors})
         stored_hash = dict(tx.all(
             "SELECT content_hash, min(id) FROM documents WHERE status = 'kept' AND content_hash IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [hashes])) if hashes else {}
-        keys = list({k for r in survivors for k in r["bands"]})
-        stored_bands: dict[int, list[tuple[str, bytes]]] = {}
-        if keys:
-            for key, doc_id, sig in tx.all(
-                "SELECT b.band_key, b.doc_id, d.minhash FROM doc_bands b JOIN documents d ON d.id = b.doc_id "
-                "WHERE b.band_key IN (SELECT unnest(?::UBIGINT[]))", [keys]):
-                stored_bands.setdefault(key, []).append((doc_id, sig))
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [hashes]))
+        by_key: dict[int, list[str]] = {}
+        for key, doc_id in tx.all("SELECT band_key, doc_id FROM doc_bands WHERE band_key IN (SELECT unnest(?::UBIGINT[]))",
+                                  [list({k for a in survivors for k in a.bands})]):
+            by_key.setdefault(key, []).append(doc_id)
+        ids = list({d for docs in by_key.values() for d in docs})
+        stored = tx.all("SELECT id, minhash FROM documents WHERE id IN (SELECT unnest(?::VARCHAR[])) AND minhash IS NOT "
+                        "NULL", [ids]) if ids else []
+    stored_ids = [doc_id for doc_id, _ in stored]
+    stored_row = {doc_id: j for j, doc_id in enumerate(stored_ids)}
+    stored_sigs = np.frombuffer(b"".join(sig for _, sig in stored), dtype=np.uint64).reshape(len(stored), NUM_PERM)
+    sigs = np.stack([a.sig for a in survivors])
+    near_stored = _similar_pairs(
+        {(i, stored_row[d]) for i, a in enumerate(survivors) for k in a.bands for d in by_key.get(k, ()) if d in stored_row},
+        sigs, stored_sigs, cfg.near_dup_threshold)
+    in_batch: dict[int, list[int]] = {}
+    for i, a in enumerate(survivors):
+        for k in a.bands:
+            in_batch.setdefault(k, []).append(i)
+    near_batch = _similar_pairs(
+        {(i, j) for group in in_batch.values() for x, i in enumerate(group) for j in group[x + 1 :]},
+        sigs, sigs, cfg.near_dup_threshold)
+
     batch_hash: dict[str, str] = {}
-    batch_bands: dict[int, list[tuple[str, np.ndarray]]] = {}
-    for r in survivors:
-        dup_of = stored_hash.get(r["hash"]) or batch_hash.get(r["hash"])
-        if dup_of:
-            r["reason"], r["detail"] = "exact_duplicate", f"same text as {dup_of}"
+    kept: set[int] = set()
+    for n, a in enumerate(survivors):
+        if dup_of := stored_hash.get(a.content_hash) or batch_hash.get(a.content_hash):
+            a.reason, a.detail = "exact_duplicate", f"same text as {dup_of}"
             continue
-        best = (0.0, None)
-        for key in r["bands"]:
-            for other_id, other in stored_bands.get(key, []):
-                other_sig = np.frombuffer(other, dtype=np.uint64) if isinstance(other, (bytes, bytearray)) else other
-                best = max(best, (jaccard(r["sig"], other_sig), other_id), key=lambda t: t[0])
-            for other_id, other_sig in batch_bands.get(key, []):
-                best = max(best, (jaccard(r["sig"], other_sig), other_id), key=lambda t: t[0])
-        if best[0] >= cfg.near_dup_threshold:
-            r["reason"], r["detail"] = "near_duplicate", f"~{best[0]:.0%} similar to {best[1]}"
+        similar = [(sim, stored_ids[j]) for i, j, sim in near_stored.get(n, ())]
+        similar += [(sim, survivors[i].id) for i, _, sim in near_batch.get(n, ()) if i in kept]
+        if similar:
+            best, other = max(similar)
+            a.reason, a.detail = "near_duplicate", f"~{best:.0%} similar to {other}"
             continue
-        batch_hash[r["hash"]] = r["id"]
-        for key in r["bands"]:
-            batch_bands.setdefault(key, []).append((r["id"], r["sig"]))
-    _write_batch(store, source, fresh, stats)
+        batch_hash[a.content_hash] = a.id
+        kept.add(n)
 
 
-def _write_batch(store: Store, source: str, fresh: list[dict], stats: IngestStats) -> None:
+def _similar_pairs(pairs: set[tuple[int, int]], left: np.ndarray, right: np.ndarray, threshold: float,
+                   chunk: int = 65_536) -> dict[int, list[tuple[int, int, float]]]:
+    """Pairs (i, j) whose signatures left[i] and right[j] agree on at least `threshold` of their values, grouped by
+    the later document: i for pairs against the store, j for pairs within a batch (i < j)."""
+    found: dict[int, list[tuple[int, int, float]]] = {}
+    if not pairs:
+        return found
+    ij = np.array(sorted(pairs), dtype=np.int64)
+    within = left is right
+    for start in range(0, len(ij), chunk):  # bounded memory even when one band key is shared by thousands
+        part = ij[start : start + chunk]
+        sims = (left[part[:, 0]] == right[part[:, 1]]).mean(axis=1)
+        for (i, j), sim in zip(part[sims >= threshold].tolist(), sims[sims >= threshold].tolist()):
+            found.setdefault(j if within else i, []).append((i, j, sim))
+    return found
+
+
+def _write_batch(store: Store, source: str, fresh: list[tuple[Record, Analysis]], stats: IngestStats) -> None:
     import pyarrow as pa
 
     docs = {k: [] for k in ["id", "content_hash", "text", "lang_declared", "lang_detected", "lang_confidence", "lang",
                             "url", "source", "source_line", "timestamp", "status", "drop_reason", "drop_detail",
                             "lang_mismatch", "minhash", "meta"]}
     band_doc, band_key = [], []
-    for r in fresh:
-        rec: Record = r["rec"]
-        kept = r["reason"] is None
-        values = [r["id"], r["hash"], r["text"], r["declared"], r["detected"], r["confidence"], r["lang"], rec.url,
-                  source, rec.line, rec.timestamp, "kept" if kept else "dropped", r["reason"], r["detail"],
-                  r["mismatch"], r["sig"].tobytes() if kept else None, to_json(rec.meta) if rec.meta else None]
+    for rec, a in fresh:
+        kept = a.reason is None
+        values = [a.id, a.content_hash, a.text, a.declared, a.detected, a.confidence, a.lang, rec.url,
+                  source, rec.line, rec.timestamp, "kept" if kept else "dropped", a.reason, a.detail,
+                  a.mismatch, a.sig.tobytes() if kept else None, to_json(rec.meta) if rec.meta else None]
         for col, v in zip(docs, values):
             docs[col].append(v)
         if kept:
             stats.kept += 1
-            band_doc.extend([r["id"]] * len(r["bands"]))
-            band_key.extend(r["bands"])
+            band_doc.extend([a.id] * len(a.bands))
+            band_key.extend(a.bands)
         else:
-            stats.dropped[r["reason"]] += 1
+            stats.dropped[a.reason] += 1
     table = pa.table({**docs, "minhash": pa.array(docs["minhash"], type=pa.binary()),
                       "lang_mismatch": pa.array(docs["lang_mismatch"], type=pa.bool_())})
     bands = pa.table({"band_key": pa.array(band_key, type=pa.uint64()), "doc_id": pa.array(band_doc, type=pa.string())})

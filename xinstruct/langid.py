@@ -9,7 +9,9 @@ from .langs import COMPATIBLE, LANGS
 
 # Our ten, English (the most common intruder in web text) and the neighbours our languages are confused with.
 _CANDIDATES = [*LANGS, "en", "ms", "fa", "ar", "mr", "pa"]
-_CHARS = 500  # the first characters decide; measured on the real web text: same agreement as full text, 3x faster
+# The first characters decide. On the real web text of ../shared/data, 300 characters agree with the declared language
+# as often as 500 or the full text (99-100% per language) at 0.6x the time of 500.
+_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,19 @@ def _detector():
     return LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
 
 
-def detect(texts: list[str]) -> list[Detection]:
-    """Detect the language of each text (parallel over cores)."""
+def warm() -> None:
+    """Load the language models now (worker processes do this once, at start)."""
+    _detector()
+
+
+def detect(texts: list[str], parallel: bool = True) -> list[Detection]:
+    """Detect the language of each text (with `parallel`, over all cores)."""
     det = _detector()
-    values = det.compute_language_confidence_values_in_parallel([t[:_CHARS] for t in texts])
+    heads = [t[:_CHARS] for t in texts]
+    if parallel:
+        values = det.compute_language_confidence_values_in_parallel(heads)
+    else:
+        values = [det.compute_language_confidence_values(t) for t in heads]
     out = []
     for ranked in values:
         if not ranked or ranked[0].value <= 0:
