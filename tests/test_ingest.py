@@ -321,3 +321,18 @@ def test_workers_exit_when_the_ingest_process_is_killed(tmp_path):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"worker processes {left} outlived the killed ingest"
+
+
+def test_cli_ingest_reports_counts_and_a_rerun_adds_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from xinstruct.cli import app
+
+    f = write_jsonl(tmp_path / "sw.jsonl", [{"text": t} for t in SW] + [{"text": "fupi"}, {"txt": "x"}])
+    args = ["ingest", str(f), "--lang", "sw", "--workers", "1", "--db", str(tmp_path / "db.duckdb")]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "kept 2, dropped 1 (too_short 1)" in first.output and "skipped lines 1" in first.output
+    assert "sw.jsonl:4" in first.output  # the skipped line is named
+    again = CliRunner().invoke(app, args)
+    assert "kept 0, dropped 0" in again.output and "already stored 3" in again.output

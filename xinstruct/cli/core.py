@@ -21,6 +21,7 @@ def ingest(
     timestamp_field: Annotated[str, typer.Option(help="Field with the crawl time.")] = "timestamp",
     min_chars: Annotated[int, typer.Option(help="Drop shorter documents.")] = 300,
     max_chars: Annotated[int, typer.Option(help="Drop longer documents.")] = 3000,
+    workers: Annotated[int, typer.Option(help="Processes analysing large files (0 = one per core, 1 = none).")] = 0,
     db: DbOption = None,
 ) -> None:
     """Read native web text, identify its language, filter, deduplicate and store it.
@@ -30,7 +31,8 @@ def ingest(
     Example: xinstruct ingest data/sw.jsonl.gz --lang sw
     """
     cfg = ingest_mod.IngestConfig(lang=lang, text_field=text_field, url_field=url_field,
-                                  timestamp_field=timestamp_field, min_chars=min_chars, max_chars=max_chars)
+                                  timestamp_field=timestamp_field, min_chars=min_chars, max_chars=max_chars,
+                                  workers=workers)
     stats = ingest_mod.ingest(open_store(db), paths, cfg)
     for issue in stats.issues[:50]:
         typer.echo(f"skipped: {issue}", err=True)
