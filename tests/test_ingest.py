@@ -231,17 +231,23 @@ def _documents(store):
                       "FROM documents ORDER BY id")
 
 
-def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkeypatch):
+@pytest.fixture
+def submitted(monkeypatch):
+    """Sizes of the batches handed to worker processes."""
     import xinstruct.ingest as ingest_mod
 
-    submitted = []
+    sizes: list[int] = []
 
     class CountingPool(ingest_mod.ProcessPoolExecutor):
         def submit(self, fn, *args, **kwargs):
-            submitted.append(len(args[0]))
+            sizes.append(len(args[0]))
             return super().submit(fn, *args, **kwargs)
 
     monkeypatch.setattr(ingest_mod, "ProcessPoolExecutor", CountingPool)
+    return sizes
+
+
+def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, submitted):
     f = _corpus_with_duplicates_across_batches(tmp_path)
     one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
     a = ingest(one, [f], cfg(batch_size=40, workers=1))
@@ -251,6 +257,41 @@ def test_worker_processes_store_exactly_what_one_process_stores(tmp_path, monkey
     assert a.as_dict() == b.as_dict()
     assert a.dropped["near_duplicate"] >= 5 and a.dropped["exact_duplicate"] >= 5
     assert _documents(one) == _documents(many)
+
+
+def test_many_small_files_share_the_workers(tmp_path, submitted):
+    files = sorted((PACKAGE_DATA / "demo").glob("*.jsonl"))  # each under one batch of 40
+    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
+    a = ingest(one, files, cfg(batch_size=40, workers=1))
+    b = ingest(many, files, cfg(batch_size=40, workers=2))
+    assert len(submitted) == len(files) and a.as_dict() == b.as_dict() and a.files == 10
+    assert _documents(one) == _documents(many)
+    with many.session() as tx:
+        assert tx.scalar("SELECT count(DISTINCT source) FROM documents") == 10
+
+
+def test_an_error_in_a_later_file_comes_after_the_earlier_files_are_stored(tmp_path, monkeypatch, submitted):
+    import xinstruct.ingest as ingest_mod
+
+    read = ingest_mod.read_records
+
+    def failing(path, cfg, issues):
+        for n, rec in enumerate(read(path, cfg, issues)):
+            if path.name == "bad.jsonl" and n == 25:
+                raise InputError("the disk went away", path=str(path), line=rec.line, hint="try again")
+            yield rec
+
+    monkeypatch.setattr(ingest_mod, "read_records", failing)
+    good = _corpus_with_duplicates_across_batches(tmp_path)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**json.loads(line), "url": f"https://other/{n}"}
+                                               for n, line in enumerate((PACKAGE_DATA / "demo" / "fi.jsonl").open())])
+    store = Store(tmp_path / "s.duckdb")
+    with pytest.raises(InputError, match="the disk went away"):
+        ingest(store, [good, bad], cfg(batch_size=10, workers=2))
+    assert submitted  # the workers were used
+    with store.session() as tx:
+        by_source = dict(tx.all("SELECT source, count(*) FROM documents GROUP BY source"))
+    assert by_source == {"all.jsonl": sum(1 for _ in good.open()), "bad.jsonl": 20}  # the two full batches read before
 
 
 def _analyse_or_die(items, limits, parallel=True):
@@ -268,7 +309,7 @@ def _analyse_or_die(items, limits, parallel=True):
 _PARENT_PID: list = [0, ""]
 
 
-def test_a_killed_worker_loses_no_document(tmp_path, monkeypatch):
+def test_a_killed_worker_loses_no_document(tmp_path, monkeypatch, submitted):
     import os
 
     import xinstruct.ingest as ingest_mod
@@ -280,7 +321,7 @@ def test_a_killed_worker_loses_no_document(tmp_path, monkeypatch):
     reference, survived = Store(tmp_path / "ref.duckdb"), Store(tmp_path / "s.duckdb")
     ingest(reference, [f], cfg(batch_size=40, workers=1))
     stats = ingest(survived, [f], cfg(batch_size=40, workers=2))
-    assert (tmp_path / "died").exists()  # a worker did die
+    assert (tmp_path / "died").exists() and submitted  # a worker did die
     assert stats.read == stats.kept + sum(stats.dropped.values())
     assert _documents(survived) == _documents(reference)
 

@@ -284,64 +284,103 @@ def _read_parquet(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) 
 # The stage
 # ---------------------------------------------------------------------------------------------------------------------
 def ingest(store: Store, paths: Iterable[str | Path], cfg: IngestConfig | None = None) -> IngestStats:
+    from tqdm import tqdm
+
     cfg = cfg or IngestConfig()
     if cfg.lang is not None:
         cfg.lang = check_lang(cfg.lang)
     stats = IngestStats()
     files = [Path(p) for p in paths]
     for path in files:  # refuse what cannot work before anything is written
-        if not path.is_file():
-            raise InputError("no such file", path=str(path), hint="check the path")
-        detect_format(path)
-    for path in files:
-        stats.files += 1
-        _ingest_file(store, path, cfg, stats)
+        _preflight(path, cfg)
+    with tqdm(desc="ingest", unit=" docs", disable=not cfg.progress, leave=False) as bar:
+        for path, batch, analyses in _analysed(_batches(files, cfg, stats), cfg):
+            _store_batch(store, path.name, batch, analyses, cfg, stats)
+            bar.update(len(batch))
+            bar.set_postfix_str(path.name, refresh=False)
     return stats
 
 
-def _ingest_file(store: Store, path: Path, cfg: IngestConfig, stats: IngestStats) -> None:
-    from tqdm import tqdm
-
-    issues: list[Issue] = []
-    bar = tqdm(desc=f"ingest {path.name}", unit=" docs", disable=not cfg.progress, leave=False)
-    try:
-        batches = _batched(read_records(path, cfg, issues), cfg.batch_size)
-        for batch, analyses in _analysed(batches, cfg):
-            _store_batch(store, path.name, batch, analyses, cfg, stats)
-            bar.update(len(batch))
-    finally:
-        bar.close()
-        stats.issues.extend(issues)
-        stats.skipped_lines += len(issues)
+def _preflight(path: Path, cfg: IngestConfig) -> None:
+    """Raise InputError for a file that would be refused: missing, unknown type, binary, no text column."""
+    if not path.is_file():
+        raise InputError("no such file", path=str(path), hint="check the path")
+    fmt, gz = detect_format(path)
+    if fmt != "parquet":
+        _check_binary(path, gz)
+    if fmt in ("csv", "parquet"):  # their readers check the header before the first record
+        next(read_records(path, cfg, []), None)
 
 
-def _batched(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    while batch := list(islice(records, size)):
-        yield batch
+Batch = tuple[Path, list[Record]]  # documents of one file, in file order
 
 
-def _analysed(batches: Iterator[list[Record]], cfg: IngestConfig) -> Iterator[tuple[list[Record], list[Analysis]]]:
-    """Each batch with its analysis, in order. From a file's second batch on, worker processes analyse batches ahead
-    while this process deduplicates and writes (analysis is CPU-bound Python and lingua, both holding the GIL)."""
+def _batches(files: list[Path], cfg: IngestConfig, stats: IngestStats) -> Iterator[Batch]:
+    """The batches of every file in turn (a batch never spans two files)."""
+    for path in files:
+        stats.files += 1
+        issues: list[Issue] = []
+        try:
+            records = read_records(path, cfg, issues)
+            while batch := list(islice(records, cfg.batch_size)):
+                yield path, batch
+        finally:
+            stats.issues.extend(issues)
+            stats.skipped_lines += len(issues)
+
+
+class _UntilError:
+    """An iterator that ends at the first error of the one it wraps, keeping the error for `check()`: what was read
+    before the error is still analysed and stored, then the error is raised."""
+
+    def __init__(self, items: Iterator):
+        self._items = items
+        self.error: Exception | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.error is not None:
+            raise StopIteration
+        try:
+            return next(self._items)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            self.error = exc
+            raise StopIteration from None
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _analysed(batches: Iterator[Batch], cfg: IngestConfig) -> Iterator[tuple[Path, list[Record], list[Analysis]]]:
+    """Each batch with its analysis, in order. When there is more than one batch, worker processes analyse batches
+    ahead while this process deduplicates and writes (analysis is CPU-bound Python and lingua, both holding the GIL)."""
     limits = Limits(cfg.min_chars, cfg.max_chars, cfg.min_lang_confidence)
     workers = cfg.workers or os.cpu_count() or 1
-    head = list(islice(batches, 2))
-    if len(head) < 2 or workers < 2:  # a small file is not worth starting processes for
-        for batch in chain(head, batches):
-            yield batch, analyse(_items(batch, cfg), limits)
+    reading = _UntilError(batches)
+    head = list(islice(reading, 2))
+    if len(head) < 2 or workers < 2:  # one batch is not worth starting processes for
+        for path, batch in chain(head, reading):
+            yield path, batch, analyse(_items(batch, cfg), limits)
+        reading.check()
         return
     langid.warm()  # loaded once here; forked workers share the models
     pool = ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_worker_start, initargs=(os.getpid(),))
-    pending: deque[tuple[list[Record], Future]] = deque()
+    pending: deque[tuple[Batch, Future]] = deque()
     try:
-        for batch in chain(head, batches):
-            pending.append((batch, _submit(pool, batch, cfg, limits)))
+        for item in chain(head, reading):
+            pending.append((item, _submit(pool, item[1], cfg, limits)))
             while len(pending) > workers or (pending and pending[0][1].done()):  # at most workers + 1 batches ahead
                 yield _result(*pending.popleft(), cfg, limits)
         while pending:
             yield _result(*pending.popleft(), cfg, limits)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    reading.check()
 
 
 def _mp_context():
@@ -373,13 +412,14 @@ def _submit(pool: ProcessPoolExecutor, batch: list[Record], cfg: IngestConfig, l
         return done
 
 
-def _result(batch: list[Record], future: Future, cfg: IngestConfig, limits: Limits) -> tuple[list[Record], list[Analysis]]:
+def _result(item: Batch, future: Future, cfg: IngestConfig, limits: Limits) -> tuple[Path, list[Record], list[Analysis]]:
+    path, batch = item
     try:
-        return batch, future.result()
+        return path, batch, future.result()
     except BrokenProcessPool:
-        log.warning("an ingest worker process died (out of memory?); the batch from line %s is analysed in this process",
-                    batch[0].line)
-        return batch, analyse(_items(batch, cfg), limits)
+        log.warning("an ingest worker process died (out of memory?); %s from line %s is analysed in this process",
+                    path.name, batch[0].line)
+        return path, batch, analyse(_items(batch, cfg), limits)
 
 
 def _items(batch: list[Record], cfg: IngestConfig) -> list[tuple[str, str | None, str | None]]:
