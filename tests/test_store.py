@@ -149,3 +149,27 @@ def test_an_idle_process_releases_the_file_for_others(tmp_path):
     code = ("from xinstruct.store import Store; s = Store(%r, busy_timeout=30); s.set_setting('theirs', '2')" % str(path))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert store.get_setting("theirs") == "2"
+
+
+def test_a_held_store_stays_open_while_idle_and_still_lets_a_waiting_process_in(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from xinstruct import store as store_mod
+
+    path = tmp_path / "x.duckdb"
+    store = Store(path)
+    shared = store._shared()
+    with store.held():
+        store.set_setting("mine", "1")
+        time.sleep(store_mod.IDLE_CLOSE_SECONDS + 1)
+        assert shared.con is not None  # held: not closed (and checkpointed) between sessions seconds apart
+        code = ("from xinstruct.store import Store; s = Store(%r, busy_timeout=30); s.set_setting('theirs', '2')"
+                % str(path))
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+        assert time.monotonic() - start < 25
+        assert store.get_setting("theirs") == "2"
+    time.sleep(store_mod.IDLE_CLOSE_SECONDS + 1)
+    assert shared.con is None  # released: the usual idle close applies again

@@ -39,7 +39,7 @@ from . import langid
 from .errors import InputError
 from .langs import LANGS, check_lang
 from .store import Store, Tx, to_json
-from .textcheck import NUM_PERM, STORED_TEXT_CAP, Analysis, Limits, analyse
+from .textcheck import BANDS, NUM_PERM, STORED_TEXT_CAP, Analysis, Limits, analyse
 from .textcheck import boilerplate_reason, clean_text  # noqa: F401 (part of this module's interface)
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ def ingest(store: Store, paths: Iterable[str | Path], cfg: IngestConfig | None =
     files = [Path(p) for p in paths]
     for path in files:  # refuse what cannot work before anything is written
         _preflight(path, cfg)
-    with tqdm(desc="ingest", unit=" docs", disable=not cfg.progress, leave=False) as bar:
+    with store.held(), tqdm(desc="ingest", unit=" docs", disable=not cfg.progress, leave=False) as bar:
         for path, batch, analyses in _analysed(_batches(files, cfg, stats), cfg):
             _store_batch(store, path.name, batch, analyses, cfg, stats)
             bar.update(len(batch))
@@ -449,36 +449,31 @@ def _mark_duplicates(store: Store, survivors: list[Analysis], cfg: IngestConfig)
     """Exact and near duplicates, against the kept documents of the store and earlier kept ones of the batch.
 
     Near duplicates are pairs that share an LSH band and whose signatures agree on at least `near_dup_threshold` of
-    their values; all candidate pairs of a batch are compared in a few numpy operations.
+    their values. DuckDB finds the pairs that share a band; numpy compares all their signatures at once.
     """
+    import pyarrow as pa
+
     if not survivors:
         return
-    with store.session() as tx:
-        hashes = list({a.content_hash for a in survivors})
+    n = len(survivors)
+    sigs = np.stack([a.sig for a in survivors])
+    probe = pa.table({"i": np.repeat(np.arange(n, dtype=np.int32), BANDS),
+                      "band_key": np.array([a.bands for a in survivors], dtype=np.uint64).ravel()})
+    with store.session() as tx, tx.registered("_xi_probe", probe):
         stored_hash = dict(tx.all(
             "SELECT content_hash, min(id) FROM documents WHERE status = 'kept' AND content_hash IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [hashes]))
-        by_key: dict[int, list[str]] = {}
-        for key, doc_id in tx.all("SELECT band_key, doc_id FROM doc_bands WHERE band_key IN (SELECT unnest(?::UBIGINT[]))",
-                                  [list({k for a in survivors for k in a.bands})]):
-            by_key.setdefault(key, []).append(doc_id)
-        ids = list({d for docs in by_key.values() for d in docs})
-        stored = tx.all("SELECT id, minhash FROM documents WHERE id IN (SELECT unnest(?::VARCHAR[])) AND minhash IS NOT "
-                        "NULL", [ids]) if ids else []
+            "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [list({a.content_hash for a in survivors})]))
+        stored = tx.all("SELECT id, minhash FROM documents WHERE minhash IS NOT NULL AND id IN "
+                        "(SELECT b.doc_id FROM _xi_probe p JOIN doc_bands b USING (band_key))")
+        to_store = tx.numpy("SELECT DISTINCT p.i, b.doc_id FROM _xi_probe p JOIN doc_bands b USING (band_key)")
+        in_batch = tx.numpy("SELECT DISTINCT a.i, b.i AS j FROM _xi_probe a JOIN _xi_probe b USING (band_key) "
+                            "WHERE a.i < b.i")
     stored_ids = [doc_id for doc_id, _ in stored]
     stored_row = {doc_id: j for j, doc_id in enumerate(stored_ids)}
     stored_sigs = np.frombuffer(b"".join(sig for _, sig in stored), dtype=np.uint64).reshape(len(stored), NUM_PERM)
-    sigs = np.stack([a.sig for a in survivors])
-    near_stored = _similar_pairs(
-        {(i, stored_row[d]) for i, a in enumerate(survivors) for k in a.bands for d in by_key.get(k, ()) if d in stored_row},
-        sigs, stored_sigs, cfg.near_dup_threshold)
-    in_batch: dict[int, list[int]] = {}
-    for i, a in enumerate(survivors):
-        for k in a.bands:
-            in_batch.setdefault(k, []).append(i)
-    near_batch = _similar_pairs(
-        {(i, j) for group in in_batch.values() for x, i in enumerate(group) for j in group[x + 1 :]},
-        sigs, sigs, cfg.near_dup_threshold)
+    rows = np.fromiter((stored_row.get(d, -1) for d in to_store["doc_id"]), dtype=np.int64, count=len(to_store["doc_id"]))
+    near_stored = _similar_pairs(to_store["i"][rows >= 0], rows[rows >= 0], sigs, stored_sigs, cfg.near_dup_threshold)
+    near_batch = _similar_pairs(in_batch["i"], in_batch["j"], sigs, sigs, cfg.near_dup_threshold)
 
     batch_hash: dict[str, str] = {}
     kept: set[int] = set()
@@ -496,20 +491,18 @@ def _mark_duplicates(store: Store, survivors: list[Analysis], cfg: IngestConfig)
         kept.add(n)
 
 
-def _similar_pairs(pairs: set[tuple[int, int]], left: np.ndarray, right: np.ndarray, threshold: float,
+def _similar_pairs(i: np.ndarray, j: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: float,
                    chunk: int = 65_536) -> dict[int, list[tuple[int, int, float]]]:
     """Pairs (i, j) whose signatures left[i] and right[j] agree on at least `threshold` of their values, grouped by
     the later document: i for pairs against the store, j for pairs within a batch (i < j)."""
     found: dict[int, list[tuple[int, int, float]]] = {}
-    if not pairs:
-        return found
-    ij = np.array(sorted(pairs), dtype=np.int64)
     within = left is right
-    for start in range(0, len(ij), chunk):  # bounded memory even when one band key is shared by thousands
-        part = ij[start : start + chunk]
-        sims = (left[part[:, 0]] == right[part[:, 1]]).mean(axis=1)
-        for (i, j), sim in zip(part[sims >= threshold].tolist(), sims[sims >= threshold].tolist()):
-            found.setdefault(j if within else i, []).append((i, j, sim))
+    for start in range(0, len(i), chunk):  # bounded memory even when one band key is shared by thousands
+        a, b = i[start : start + chunk].astype(np.int64), j[start : start + chunk].astype(np.int64)
+        sims = (left[a] == right[b]).mean(axis=1)
+        hit = sims >= threshold
+        for x, y, sim in zip(a[hit].tolist(), b[hit].tolist(), sims[hit].tolist()):
+            found.setdefault(y if within else x, []).append((x, y, sim))
     return found
 
 

@@ -241,6 +241,10 @@ class Tx:
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
 
+    def numpy(self, sql: str, params: Sequence[Any] | dict | None = None) -> dict[str, Any]:
+        """The result as one numpy array per column (no Python object per row for numeric columns)."""
+        return self.execute(sql, params)._cur.fetchnumpy()
+
     def df(self, sql: str, params: Sequence[Any] | dict | None = None):
         return self.execute(sql, params)._cur.df()
 
@@ -281,7 +285,8 @@ def _quote_path(path: str | Path) -> str:
 # partly filled row group each time: a third of bulk ingest time. Every 256 MB it is a few percent, and closing the
 # file (which checkpoints) takes under a second after a bulk ingest.
 DUCKDB_CONFIG = {"checkpoint_threshold": "256MB"}
-IDLE_CLOSE_SECONDS = 2.0  # an idle process keeps the file open this long (unless another process waits for it)
+IDLE_CLOSE_SECONDS = 2.0
+HELD_POLL_SECONDS = 0.25  # inside Store.held(), how often an idle process looks for others waiting  # an idle process keeps the file open this long (unless another process waits for it)
 
 
 class _Shared:
@@ -293,6 +298,7 @@ class _Shared:
         self.users = 0
         self.draining = False
         self.idle_since = 0.0
+        self.held = 0  # > 0 inside Store.held(): stay open while idle unless another process waits
         self.local = threading.local()  # per-thread session depth: nested sessions never wait for themselves
 
 
@@ -388,6 +394,26 @@ class Store:
                         sh.idle_since = time.monotonic()
                         _schedule_idle_close(self, sh)
                 sh.cond.notify_all()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the file open between this process's sessions while no other process waits for it.
+
+        For a long job whose sessions are seconds apart (ingest waiting for its workers): without it, every idle gap
+        closes and reopens the file, and each close is a checkpoint. Another process that starts waiting still gets
+        the file within HELD_POLL_SECONDS of the job's current session ending.
+        """
+        if self.memory:
+            yield
+            return
+        sh = self._shared()
+        with sh.cond:
+            sh.held += 1
+        try:
+            yield
+        finally:
+            with sh.cond:
+                sh.held -= 1
 
     def _admit(self, sh: _Shared) -> None:
         """Called with sh.cond held: wait while draining; hand the file over when another process is waiting."""
@@ -499,13 +525,16 @@ class Store:
         return store
 
 
-def _schedule_idle_close(store: Store, sh: _Shared) -> None:
+def _schedule_idle_close(store: Store, sh: _Shared, delay: float = IDLE_CLOSE_SECONDS) -> None:
     def close_if_idle() -> None:
         with sh.cond:
             if sh.users == 0 and sh.con is not None and time.monotonic() - sh.idle_since >= IDLE_CLOSE_SECONDS * 0.99:
-                store._close(sh)
+                if sh.held and not store._others_waiting():
+                    _schedule_idle_close(store, sh, HELD_POLL_SECONDS)
+                else:
+                    store._close(sh)
 
-    timer = threading.Timer(IDLE_CLOSE_SECONDS, close_if_idle)
+    timer = threading.Timer(delay, close_if_idle)
     timer.daemon = True
     timer.start()
 

@@ -23,7 +23,7 @@ STORED_TEXT_CAP = 10_000
 # ---------------------------------------------------------------------------------------------------------------------
 # Normalisation and hashes
 # ---------------------------------------------------------------------------------------------------------------------
-_WS = re.compile(r"[ \t\u00a0\u200b]+")
+_WS = re.compile(r"[\t\u00a0\u200b][ \t\u00a0\u200b]*| [ \t\u00a0\u200b]+")  # runs of spaces, tabs, nbsp, zwsp but a lone space
 _LINE_EDGES = re.compile(r"[^\S\n]*\n[^\S\n]*")
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -32,7 +32,9 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 def clean_text(text: str) -> str:
     """NFC, control characters removed, runs of spaces collapsed, lines trimmed; paragraph breaks kept."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _LINE_EDGES.sub("\n", _WS.sub(" ", _CTRL.sub("", text)))
+    text = _WS.sub(" ", _CTRL.sub("", text))
+    if "\n" in text:
+        text = _LINE_EDGES.sub("\n", text)
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
@@ -131,8 +133,7 @@ def english_share(text: str) -> float:
 
 
 def _english_share(words: list[str]) -> float:
-    fw = _ENGLISH_FUNCTION_WORDS
-    return sum(w in fw for w in words) / max(1, len(words))
+    return sum(map(_ENGLISH_FUNCTION_WORDS.__contains__, words)) / max(1, len(words))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
