@@ -7,18 +7,16 @@ import streamlit as st
 
 from xinstruct import auth, curate, render, review
 from xinstruct.errors import XInstructError
-from xinstruct.langs import LANGS
 
 user = auth.require("curator")
 store = auth.get_store()
 ss = st.session_state
 
 st.title("Adjudicate")
-langs = st.multiselect("Languages", list(LANGS), format_func=render.lang_name, key="xi_adj_langs",
-                       placeholder="All languages")
+langs = render.language_filter("xi_adj_langs")
 if ss.get("xi_adj_done"):
     st.success(ss.pop("xi_adj_done"))
-items = curate.conflicts(store, langs or None)
+items = curate.conflicts(store, langs)
 if not items:
     st.info("No conflicts: every item with several reviews has reviewers who agree.")
     st.stop()

@@ -6,15 +6,13 @@ import streamlit as st
 
 from xinstruct import auth, curate, render
 from xinstruct.curate import CandidateFilter
-from xinstruct.langs import LANGS
 
 user = auth.require("curator")
 store = auth.get_store()
 
 st.title("Overview")
-langs = st.multiselect("Languages", list(LANGS), format_func=render.lang_name, key="xi_ov_langs",
-                       placeholder="All languages")
-rows = curate.overview(store, langs or None)
+langs = render.language_filter("xi_ov_langs")
+rows = curate.overview(store, langs)
 if not rows:
     st.info("Nothing in the store yet: ingest native text with `xinstruct ingest`, then generate candidates.")
     st.stop()
@@ -55,7 +53,7 @@ if status.empty:
 else:
     st.bar_chart(status, x="language", y="candidates", color="status", stack=True)
 
-filt = CandidateFilter(langs=tuple(langs))
+filt = CandidateFilter(langs=tuple(langs or ()))
 left, right = st.columns(2)
 with left:
     st.subheader("Evaluator score by human decision")
@@ -66,7 +64,7 @@ with left:
         st.bar_chart(hist, x="bin", y="candidates", color="decision", stack=True)
 with right:
     st.subheader("Decisions per day")
-    prog = curate.progress(store, langs or None)
+    prog = curate.progress(store, langs)
     if prog.empty:
         st.caption("No decisions yet.")
     else:

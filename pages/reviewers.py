@@ -4,15 +4,13 @@ Thin page: data from xinstruct.curate.reviewer_stats."""
 import streamlit as st
 
 from xinstruct import auth, curate, render
-from xinstruct.langs import LANGS
 
 user = auth.require("curator")
 store = auth.get_store()
 
 st.title("Reviewers")
-langs = st.multiselect("Languages", list(LANGS), format_func=render.lang_name, key="xi_rv_langs",
-                       placeholder="All languages")
-stats = curate.reviewer_stats(store, langs or None)
+langs = render.language_filter("xi_rv_langs")
+stats = curate.reviewer_stats(store, langs)
 
 
 def fmt(value):

@@ -463,9 +463,9 @@ def _mark_duplicates(store: Store, survivors: list[Analysis], cfg: IngestConfig)
         stored_hash = dict(tx.all(
             "SELECT content_hash, min(id) FROM documents WHERE status = 'kept' AND content_hash IN "
             "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [list({a.content_hash for a in survivors})]))
-        stored = tx.all("SELECT id, minhash FROM documents WHERE minhash IS NOT NULL AND id IN "
-                        "(SELECT b.doc_id FROM _xi_probe p JOIN doc_bands b USING (band_key))")
         to_store = tx.numpy("SELECT DISTINCT p.i, b.doc_id FROM _xi_probe p JOIN doc_bands b USING (band_key)")
+        stored = tx.all("SELECT id, minhash FROM documents WHERE minhash IS NOT NULL AND id IN "
+                        "(SELECT unnest(?::VARCHAR[]))", [np.unique(to_store["doc_id"]).tolist()])
         in_batch = tx.numpy("SELECT DISTINCT a.i, b.i AS j FROM _xi_probe a JOIN _xi_probe b USING (band_key) "
                             "WHERE a.i < b.i")
     stored_ids = [doc_id for doc_id, _ in stored]

@@ -62,6 +62,14 @@ def lang_name(code: str | None) -> str:
     return f"{lang.name} ({code})" if lang else (code or "unknown")
 
 
+def language_filter(key: str) -> list[str] | None:
+    """The curator pages' language multiselect: the chosen codes, or None for all languages."""
+    import streamlit as st
+
+    chosen = st.multiselect("Languages", list(LANGS), format_func=lang_name, key=key, placeholder="All languages")
+    return chosen or None
+
+
 @lru_cache(maxsize=1)
 def page_css() -> str:
     """The app's CSS (font stack with Bengali, Tamil, Thai, Urdu glyphs; one column below 640 px)."""
