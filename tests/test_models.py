@@ -158,3 +158,23 @@ def test_llamacpp_backend_only_generates():
         model.label_probs(["p"], ["good"])
     with pytest.raises(XInstructError, match="only generates"):
         model.loglik(["p"], ["c"])
+
+
+def test_loglik_equals_full_vocabulary_log_softmax_when_projected_in_slices(tiny_model, monkeypatch):
+    """The bounded-memory scorer (vocabulary projection at the continuation's positions only, in slices) gives what
+    log_softmax over the whole sequence gives; slices of 3 positions change nothing."""
+    import torch
+
+    from xinstruct.models import hf
+
+    prompt, cont = "Write a short", " story about a village by the sea."
+    p, c = hf.split_ids(tiny_model.tokenizer, prompt, cont)
+    ids = torch.tensor([p + c])
+    with torch.inference_mode():
+        logp = torch.log_softmax(tiny_model.model(input_ids=ids).logits.float()[0, :-1], dim=-1)
+    reference = float(logp[len(p) - 1 :].gather(-1, ids[0, len(p) :, None]).mean())
+    monkeypatch.setattr(hf, "LOGIT_ROWS", 3)
+    (mean, pooled), (_, none) = tiny_model.score([prompt, "Hi"], [cont, " there"], pool=True)[0], \
+        tiny_model.score([prompt], [cont])[0]
+    assert mean == pytest.approx(reference, abs=1e-4)
+    assert pooled.shape == (tiny_model.model.config.hidden_size,) and none is None

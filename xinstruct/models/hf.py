@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import XInstructError
 from .base import Generation, SamplingParams
@@ -170,6 +171,9 @@ def batched(items: Sequence, size: int) -> Iterator[list]:
         yield list(items[i : i + size])
 
 
+LOGIT_ROWS = 256  # continuation positions projected onto the vocabulary at once (256 x 262k floats = 268 MB)
+
+
 class TransformersModel:
     """A causal LM from transformers behind the `Model` interface (batched, inference mode)."""
 
@@ -262,11 +266,20 @@ class TransformersModel:
 
     def loglik(self, prompts: list[str], continuations: list[str]) -> list[float]:
         """Mean log-probability per continuation token given the prompt (an empty prompt is scored from BOS)."""
+        return [mean for mean, _ in self.score(prompts, continuations)]
+
+    def score(self, prompts: list[str], continuations: list[str], *, pool: bool = False) -> list[tuple[float, Any]]:
+        """Per pair: (mean log-probability per continuation token, mean last hidden state over those tokens or None).
+
+        Memory stays bounded: the vocabulary projection is applied only at the continuation's positions, in slices of
+        LOGIT_ROWS positions (full-vocabulary log-probabilities over whole sequences took 15 GB on long texts)."""
         import torch
 
         rows = [split_ids(self.tokenizer, p, c) for p, c in zip(prompts, continuations)]
         pad = self.tokenizer.pad_token_id
-        out: list[float] = []
+        decoder, head = self.model.get_decoder(), self.model.get_output_embeddings()
+        cap = getattr(getattr(self.model, "config", None), "final_logit_softcapping", None)
+        out: list[tuple[float, Any]] = []
         for chunk in batched(rows, self.batch_size):
             width = max(len(p) + len(c) for p, c in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
@@ -278,12 +291,23 @@ class TransformersModel:
                 target[i, len(p) : len(p) + len(c)] = True
             ids, mask = ids.to(self.device), mask.to(self.device)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0].cpu()
-            scored = target[:, 1:]
-            for i in range(len(chunk)):
-                n = int(scored[i].sum())
-                out.append(float(logp[i][scored[i]].sum()) / n if n else 0.0)
+                hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+                scored = target[:, 1:].to(self.device)  # position t predicts token t + 1
+                states, tokens = hidden[scored], ids[:, 1:][scored]
+                logp = torch.empty(len(tokens), dtype=torch.float32, device=self.device)
+                for s in range(0, len(tokens), LOGIT_ROWS):
+                    logits = head(states[s : s + LOGIT_ROWS]).float()
+                    if cap:
+                        logits = torch.tanh(logits / cap) * cap
+                    logp[s : s + LOGIT_ROWS] = (logits.gather(-1, tokens[s : s + LOGIT_ROWS, None])[:, 0]
+                                                - torch.logsumexp(logits, dim=-1))
+                counts = scored.sum(-1).tolist()
+                offsets = [0, *torch.tensor(counts).cumsum(0).tolist()]
+                for i, n in enumerate(counts):
+                    part = slice(offsets[i], offsets[i + 1])
+                    mean = float(logp[part].sum()) / n if n else 0.0
+                    vec = states[part].float().mean(0).cpu().numpy() if pool and n else None
+                    out.append((mean, vec))
         return out
 
 
