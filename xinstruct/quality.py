@@ -59,7 +59,7 @@ def read_labels(path: str | Path) -> list[Label]:
                 raise XInstructError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line") from exc
             if not isinstance(row, dict):
                 raise XInstructError(f"{where}: expected a JSON object with lang, instruction, text and label")
-            text = row.get("text", row.get("response"))
+            text = row.get("text") or row.get("response")
             missing = [k for k, v in (("lang", row.get("lang")), ("instruction", row.get("instruction")),
                                       ("text", text), ("label", row.get("label"))) if not v]
             if missing:

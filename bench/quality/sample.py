@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--per-lang", type=int, default=PER_LANG)
     ap.add_argument("--db", default=None, help="store to use (default: a temporary one)")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--dump-only", action="store_true", help="only write the candidates file from --db (while it runs)")
     args = ap.parse_args()
 
     from xinstruct import generate, ingest
@@ -86,6 +87,9 @@ def main() -> None:
 
     picked = {lang: pick(shared_rows(lang), args.per_lang, f"xinstruct-quality-{lang}") for lang in LANGS}
     tmp = Path(tempfile.mkdtemp(prefix="xi-quality-"))
+    if args.dump_only:
+        dump(Store(args.db), picked, args.tag)
+        return
     corpus = tmp / "corpus.jsonl"
     with corpus.open("w", encoding="utf-8") as f:
         for lang in LANGS:
@@ -98,18 +102,22 @@ def main() -> None:
     for lang in LANGS:
         s = generate.run(store, generate.GenerateConfig(lang=lang, batch_size=args.batch_size, progress=False), model=model)
         print(lang, {k: s[k] for k in ("generated", "ok", "rejected", "reasons", "docs_per_min")}, flush=True)
-    by_hash = {text_hash(r["text"]): r for lang in LANGS for r in picked[lang]}
+    dump(store, picked, args.tag)
+
+
+def dump(store, picked: dict[str, list[dict]], tag: str) -> None:
+    from xinstruct.textcheck import clean_text
+
+    by_hash = {text_hash(clean_text(r["text"])): r for lang in LANGS for r in picked[lang]}
     with store.session() as tx:
         rows = tx.all("SELECT c.id, c.lang, c.instruction, c.model_version, d.text FROM candidates c "
                       "JOIN documents d ON d.id = c.doc_id WHERE c.gen_status = 'ok' ORDER BY c.lang, c.id")
-    out = HERE / f"candidates-{args.tag}.jsonl"
+    out = HERE / f"candidates-{tag}.jsonl"
     with out.open("w", encoding="utf-8") as f:
         for cid, lang, instruction, model_version, text in rows:
-            src = by_hash.get(text_hash(text))
-            if src is None:  # ingest normalised the text (whitespace): match on the shared row by prefix
-                src = next(r for r in picked[lang] if r["text"].strip()[:200] == text.strip()[:200])
+            src = by_hash[text_hash(text)]  # the store holds the text as ingest cleaned it
             f.write(json.dumps({
-                "id": f"{args.tag}-{src['id']}", "row": src["id"], "doc_id": src["doc_id"], "lang": lang,
+                "id": f"{tag}-{src['id']}", "row": src["id"], "doc_id": src["doc_id"], "lang": lang,
                 "source": src["source"], "split": split_of(src["doc_id"]), "text_sha256": text_hash(src["text"]),
                 "instruction": instruction, "generator": model_version,
             }, ensure_ascii=False) + "\n")
