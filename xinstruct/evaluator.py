@@ -134,16 +134,13 @@ def hard_negatives(pairs: Sequence, seed: int = 0) -> list[tuple[str, str, str, 
 # ---------------------------------------------------------------------------------------------------------------------
 # Features, fitting, and the stored evaluator
 # ---------------------------------------------------------------------------------------------------------------------
-def grounding_features(instruction: str, text: str, lang: str) -> dict[str, float]:
+def feature_dict(instruction: str, text: str, lang: str, sig: ModelSignals, ground=None) -> dict[str, float]:
+    """The named features of one draft (`ground`: a grounding.check result, computed here when not given)."""
     from . import grounding
 
-    g = grounding.check(instruction, text, lang)
-    return {"grounded": g.share_found, "missing": float(len(g.missing))}
-
-
-def feature_dict(instruction: str, text: str, lang: str, sig: ModelSignals) -> dict[str, float]:
-    return {"fit": sig.fit, "prior": sig.prior, "pmi": sig.pmi, **grounding_features(instruction, text, lang),
-            **surface(instruction)}
+    g = ground if ground is not None else grounding.check(instruction, text, lang)
+    return {"fit": sig.fit, "prior": sig.prior, "pmi": sig.pmi, "grounded": g.share_found,
+            "missing": float(len(g.missing)), **surface(instruction)}
 
 
 @dataclass
@@ -237,11 +234,31 @@ def load_feature_model(ev: TrainedEvaluator, device: str | None = None) -> Model
     return load_model(ev.feature_model, device=device)
 
 
-def score(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, str]]) -> list[float]:
-    """P(accepted as is) for each (instruction, text, lang)."""
+@dataclass
+class Assessment:
+    p_accept: float  # P(a reviewer accepts the draft as it is)
+    features: dict[str, float]  # the named features and the hidden-state components the evaluator used
+    missing: list[str]  # names and numbers of the instruction not found in the text (grounding)
+    grounding_message: str  # e.g. "'Sri Ghalib Airport' not in the text"; empty when all were found
+
+
+def assess(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, str]]) -> list[Assessment]:
+    """Score each (instruction, text, lang) with the trained evaluator over `model`'s signals."""
+    from . import grounding
+
     if not items:
         return []
     sigs = model_signals(model, items, pool=ev.hidden_components is not None)
-    rows = [feature_dict(i, t, lang, s) for (i, t, lang), s in zip(items, sigs)]
+    grounds = [grounding.check(i, t, lang) for i, t, lang in items]
+    rows = [feature_dict(i, t, lang, s, g) for (i, t, lang), s, g in zip(items, sigs, grounds)]
     hidden = np.stack([s.hidden for s in sigs]) if ev.hidden_components is not None else None
-    return [float(p) for p in ev.predict(rows, hidden)]
+    probs = ev.predict(rows, hidden)
+    if hidden is not None:
+        comps = (hidden - ev.hidden_mean) @ ev.hidden_components.T
+        rows = [{**r, **{f"h{j}": round(float(c), 5) for j, c in enumerate(row)}} for r, row in zip(rows, comps)]
+    return [Assessment(float(p), r, list(g.missing), g.message) for p, r, g in zip(probs, rows, grounds)]
+
+
+def score(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, str]]) -> list[float]:
+    """P(accepted as is) for each (instruction, text, lang)."""
+    return [a.p_accept for a in assess(ev, model, items)]

@@ -56,6 +56,8 @@ class GenerateConfig:
     top_p: float = 1.0  # nucleus sampling when temperature > 0
     repetition_penalty: float = 1.1  # > 1 discourages loops in small models
     sampling_seed: int = 0  # random seed when sampling
+    samples: int = 1  # drafts per document: 1 = one; N > 1 = that one plus N-1 sampled drafts, the trained evaluator keeps the best
+    sample_temperature: float = 0.8  # temperature of the extra drafts (samples > 1)
     progress: bool = True  # show a progress bar
 
     def validate(self) -> None:
@@ -71,6 +73,8 @@ class GenerateConfig:
             (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
             (self.temperature >= 0, "temperature must be 0 (greedy) or more"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.samples >= 1, "samples must be at least 1"),
+            (self.sample_temperature > 0, "sample_temperature must be above 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -193,7 +197,10 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
     k = 0 if is_backward_model(model) else (DEFAULT_FEW_SHOT if cfg.few_shot is None else cfg.few_shot)
     pools = {lang: load_seed(lang, cfg.seed_files or None) for lang in langs} if k else {}
     params = cfg.sampling()
-    sampling_json = to_json({**params.as_dict(), "few_shot": k, "max_text_chars": cfg.max_text_chars})
+    sampling_json = to_json({**params.as_dict(), "few_shot": k, "max_text_chars": cfg.max_text_chars,
+                             **({"samples": cfg.samples, "sample_temperature": cfg.sample_temperature}
+                                if cfg.samples > 1 else {})})
+    chooser = DraftChooser(model, cfg) if cfg.samples > 1 else None
     stats.update(model=model.name, few_shot=k)
     with tqdm(total=total, unit="doc", desc="generate", disable=not cfg.progress) as bar:
         while stats["generated"] < total:
@@ -204,6 +211,8 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
                                                max_chars=cfg.max_text_chars) for d in docs]
             start = time.perf_counter()
             gens = model.generate(prompts, params)
+            if chooser is not None:
+                gens = chooser.best(docs, prompts, gens)
             stats["seconds"] += time.perf_counter() - start
             rows = [candidate_row(d, g, round_id=round_id, model_name=model.name, sampling_json=sampling_json)
                     for d, g in zip(docs, gens)]
@@ -212,6 +221,49 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
             bar.update(len(docs))
             bar.set_postfix(tok_s=f"{stats['new_tokens'] / max(stats['seconds'], 1e-9):.1f}", ok=stats["ok"])
     return _finish(stats)
+
+
+class DraftChooser:
+    """Best of several drafts per document: the first (as configured) plus `samples - 1` sampled ones, each parsed;
+    the trained evaluator (which sees the grounding check) scores the ones that parse and the best is kept."""
+
+    def __init__(self, model: Model, cfg: GenerateConfig):
+        from . import evaluator as trained
+
+        self.model, self.cfg = model, cfg
+        self.ev = trained.load_default()
+        if self.ev is None:
+            raise ConfigError("samples > 1 needs the trained evaluator, and none is shipped with this installation")
+        same = self.ev.feature_model == getattr(model, "name", None)
+        self.scorer = model if same else trained.load_feature_model(self.ev, cfg.device)
+
+    def best(self, docs: Sequence[Doc], prompts: list[str], first: list[Generation]) -> list[Generation]:
+        from .evaluator import assess
+
+        n = self.cfg.samples - 1
+        params = SamplingParams(max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.sample_temperature,
+                                top_p=0.95, repetition_penalty=self.cfg.repetition_penalty, seed=self.cfg.sampling_seed)
+        extra = self.model.generate([p for p in prompts for _ in range(n)], params)
+        drafts = [[g, *extra[i * n:(i + 1) * n]] for i, g in enumerate(first)]
+        options: list[tuple[int, Generation, str]] = []
+        for i, gens in enumerate(drafts):
+            seen = set()
+            for g in gens:
+                instruction, _ = parse_instruction(g.text)
+                if instruction and instruction not in seen:
+                    seen.add(instruction)
+                    options.append((i, g, instruction))
+        scores = assess(self.ev, self.scorer, [(ins, docs[i].text, docs[i].lang) for i, _, ins in options])
+        best: dict[int, tuple[float, Generation]] = {}
+        for (i, g, _), a in zip(options, scores):
+            if i not in best or a.p_accept > best[i][0]:
+                best[i] = (a.p_accept, g)
+        out = []
+        for i, gens in enumerate(drafts):
+            chosen = best[i][1] if i in best else gens[0]  # none parsed: keep the first (it is rejected with its reason)
+            out.append(Generation(chosen.text, n_tokens=sum(g.n_tokens for g in gens),
+                                  meta={"drafts": len(gens), "p_accept": best[i][0] if i in best else None}))
+        return out
 
 
 def _count(stats: dict, rows: list[dict], gens: list[Generation]) -> None:

@@ -220,3 +220,24 @@ def generator_similarity(items: Sequence[Label], generator: str, *, model=None, 
         sel = [s for x, s in zip(with_gold, sims) if lang in ("all", x.lang)]
         out[lang] = round(float(np.mean(sel)), 3)
     return out
+
+
+MIN_PROVEN = 30  # reviewed drafts of a language (with at least MIN_PER_CLASS of each class) before agreement is shown
+
+
+@dataclass
+class Suggestion:
+    """What the review page says about the evaluator's suggestion for one language."""
+
+    proven: bool
+    text: str  # e.g. "unproven for sw: 12 of 30 reviews so far" or "agreed with sw reviewers: AUC 0.81 over 64 reviews"
+    agreement: Agreement
+
+
+def suggestion_status(store, lang: str) -> Suggestion:
+    """How well the evaluator's stored scores have agreed with this language's reviewers (accept vs the rest)."""
+    items = store_labels(store, lang)
+    a = agreement([x.label for x in items], [x.score for x in items])
+    if a.n < MIN_PROVEN or a.auc_accept is None:
+        return Suggestion(False, f"unproven for {lang}: {a.n} of {MIN_PROVEN} reviews so far", a)
+    return Suggestion(True, f"agreed with {lang} reviewers: ROC-AUC {a.auc_accept:.2f} over {a.n} reviews", a)

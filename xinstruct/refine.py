@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,22 +114,32 @@ def combine(sig: Signals, calibration: dict | None = None) -> float:
     return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
 
 
+GAIN_GOOD_AT, GAIN_BAD_BELOW = 0.6, 0.3  # the gain score's thresholds (the trained evaluator carries its own)
+
+
 @dataclass
 class Verdict:
     label: str
     score: float
     reason: str
-    signals: Signals
+    signals: Signals | None = None  # the gain evaluator's measurements
+    features: dict | None = None  # the trained evaluator's features (stored, so `xinstruct feedback` can retrain it)
+    missing: tuple[str, ...] = ()  # names and numbers of the instruction not found in the text
+
+
+def label_for(score: float, good_at: float, bad_below: float, missing: Sequence[str] = ()) -> str:
+    """The one labelling rule: good needs the score and every name and number of the instruction found in the text;
+    bad is a score below `bad_below`; the rest is flawed (worth a rewrite)."""
+    if score >= good_at and not missing:
+        return "good"
+    return "bad" if score < bad_below else "flawed"
 
 
 def decide(sig: Signals, good_at: float, bad_below: float, calibration: dict | None = None) -> Verdict:
     score = combine(sig, calibration)
-    if score >= good_at:
-        label, why = "good", "the text answers it"
-    elif score >= bad_below:
-        label, why = "flawed", "the instruction fits the text only loosely"
-    else:
-        label, why = "bad", "the text does not answer this instruction"
+    label = label_for(score, good_at, bad_below)
+    why = {"good": "the text answers it", "flawed": "the instruction fits the text only loosely",
+           "bad": "the text does not answer this instruction"}[label]
     reason = f"{why} (instruction makes the text {math.exp(sig.gain):.2f}x as likely per token; P(good)={sig.p_good:.2f})"
     return Verdict(label, score, reason, sig)
 
@@ -155,11 +166,12 @@ class RefineConfig:
 
     lang: str | None = None  # only this language (default: all)
     rounds: int = 3  # maximum label -> refine -> relabel rounds
-    model: str | None = None  # evaluator/refiner model: version name, local path, or None for the embedded default
+    evaluator: str = "trained"  # trained: the shipped evaluator, P(accepted as is); gain: the likelihood-gain score
+    model: str | None = None  # gain evaluator / text judge: version name, local path, or None for the embedded base
     backend: str | None = None  # embedded | transformers | vllm | fake
     batch_size: int = 8  # candidates per model call and per transaction
-    good_at: float = 0.6  # score at or above which a candidate is good
-    bad_below: float = 0.3  # score below which a candidate is bad
+    good_at: float | None = None  # score at or above which a candidate is good (None: the evaluator's own threshold)
+    bad_below: float | None = None  # score below which a candidate is bad (None: the evaluator's own threshold)
     variants: int = 3  # rewrites tried per flawed candidate; the best-scored one is kept if it beats the current one
     min_improvement: float = 0.02  # a rewrite must raise the score by this much to replace the instruction
     max_text_chars: int = 1500  # the text shown to the model is cut here (scores use the same cut)
@@ -168,11 +180,30 @@ class RefineConfig:
     limit: int | None = None  # at most this many candidates (for trials)
     progress: bool = True
 
+    def validate(self) -> None:
+        from .errors import ConfigError
+
+        checks = [(self.rounds >= 0, "rounds must be 0 (label only) or more"),
+                  (self.batch_size >= 1, "batch_size must be at least 1"),
+                  (self.variants >= 1, "variants must be at least 1"),
+                  (self.limit is None or self.limit >= 1, "limit must be at least 1"),
+                  (self.evaluator in ("trained", "gain"), "evaluator must be trained or gain"),
+                  (self.judge in ("probs", "text"), "judge must be probs or text")]
+        for value, name in ((self.good_at, "good_at"), (self.bad_below, "bad_below")):
+            checks.append((value is None or 0 <= value <= 1, f"{name} must be between 0 and 1"))
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"refine: {message}")
+
 
 class Evaluator:
+    """The earlier, untrained evaluator: likelihood gain of the text under a base model (optionally calibrated)."""
+
     def __init__(self, model: Model, cfg: RefineConfig, calibrations: dict[str, dict] | None = None):
         self.model, self.cfg = model, cfg
         self.calibrations = calibrations or {}
+        self.good_at = cfg.good_at if cfg.good_at is not None else GAIN_GOOD_AT
+        self.bad_below = cfg.bad_below if cfg.bad_below is not None else GAIN_BAD_BELOW
 
     def signals(self, items: list[tuple[str, str, str]], *, label_words: bool = True) -> list[Signals]:
         """Signals for each (instruction, text, lang); without `label_words`, p_good is 1/3 (saves a forward pass)."""
@@ -187,7 +218,7 @@ class Evaluator:
                 for p, a, b, (_, t, _) in zip(probs, with_instr, without, cut)]
 
     def judge(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
-        out = [decide(sig, self.cfg.good_at, self.cfg.bad_below, self.calibrations.get(lang))
+        out = [decide(sig, self.good_at, self.bad_below, self.calibrations.get(lang))
                for (_, _, lang), sig in zip(items, self.signals(items))]
         if self.cfg.judge == "text":
             prompts = [build_label_prompt(i, t[: self.cfg.max_text_chars], lang) for i, t, lang in items]
@@ -199,6 +230,44 @@ class Evaluator:
                 else:
                     verdict.label, verdict.reason = label, f"{said or label} (score {verdict.score:.2f})"
         return out
+
+
+class TrainedJudge:
+    """Labels with the trained evaluator (xinstruct.evaluator): score = P(a reviewer accepts the draft as it is)."""
+
+    def __init__(self, ev, model: Model, cfg: RefineConfig):
+        self.ev, self.model, self.cfg = ev, model, cfg
+        thresholds = (ev.metrics or {}).get("thresholds", {})
+        self.good_at = cfg.good_at if cfg.good_at is not None else thresholds.get("good_at", 0.5)
+        self.bad_below = cfg.bad_below if cfg.bad_below is not None else thresholds.get("bad_below", 0.1)
+
+    def judge(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
+        from .evaluator import assess
+
+        out = []
+        for a in assess(self.ev, self.model, items):
+            label = label_for(a.p_accept, self.good_at, self.bad_below, a.missing)
+            reason = f"P(accepted as is) {a.p_accept:.2f}" + (f"; {a.grounding_message}" if a.grounding_message else "")
+            out.append(Verdict(label, a.p_accept, reason, features=a.features, missing=tuple(a.missing)))
+        return out
+
+
+def make_judge(cfg: RefineConfig, model: Model | None = None):
+    """The configured evaluator over `model` (default: the model it was trained with, or the embedded base model)."""
+    if cfg.evaluator == "gain":
+        return Evaluator(model or load_evaluator(cfg), cfg)
+    if cfg.evaluator != "trained":
+        from .errors import ConfigError
+
+        raise ConfigError(f"refine: evaluator must be trained or gain, not {cfg.evaluator!r}")
+    from . import evaluator as trained
+
+    ev = trained.load_default()
+    if ev is None:
+        from .errors import ConfigError
+
+        raise ConfigError("no trained evaluator is shipped with this installation; set refine evaluator: gain")
+    return TrainedJudge(ev, model or trained.load_feature_model(ev), cfg)
 
 
 def load_calibrations(store: Store) -> tuple[dict[str, dict], str | None]:
@@ -238,20 +307,21 @@ def load_evaluator(cfg: RefineConfig) -> Model:
 
 def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = None,
         refiner: Model | None = None) -> dict[str, Any]:
-    """Label every unlabelled candidate, then refine flawed ones for up to `cfg.rounds` rounds. Resumable.
+    """Label every unlabelled candidate, then rewrite flawed ones for up to `cfg.rounds` rounds. Resumable.
 
-    `model` scores (the evaluator); `refiner` writes the rewrites (default: the same model; the pipeline passes its
-    generator, which was trained to write instructions for native text)."""
+    `model` is what the evaluator runs on (default: the model it was trained with); `refiner` writes the rewrites
+    (default: the default generator, the model trained to write instructions for native text, whichever command runs
+    this). A rewrite is kept only when it reads as an instruction and the evaluator prefers it by `min_improvement`."""
     from tqdm import tqdm
 
-    from .prompts import parse_instruction
-
     cfg = cfg or RefineConfig()
-    model = model or load_evaluator(cfg)
-    refiner = refiner or model
-    calibrations, calibration_name = load_calibrations(store)
-    evaluator = Evaluator(model, cfg, calibrations)
-    version = model.name + (f"+{calibration_name}" if calibration_name else "")
+    cfg.validate()
+    judge = make_judge(cfg, model)
+    if isinstance(judge, Evaluator):
+        judge.calibrations, calibration_name = load_calibrations(store)
+        version = judge.model.name + (f"+{calibration_name}" if calibration_name else "")
+    else:
+        version = judge.ev.name
     stats: dict[str, Any] = {"labelled": 0, "refined": 0, "unchanged": 0, "rounds": 0, "labels": {}}
     lang_sql, lang_params = ("AND lang = ?", [cfg.lang]) if cfg.lang else ("", [])
     limit_sql = f"LIMIT {int(cfg.limit)}" if cfg.limit else ""
@@ -265,14 +335,13 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
     for batch in _chunks(todo, cfg.batch_size):
         if cfg.clean_responses:
             batch = [(cid, ins, clean_response(resp), lang) for cid, ins, resp, lang in batch]
-        verdicts = evaluator.judge([(ins, resp, lang) for _, ins, resp, lang in batch])
+        verdicts = judge.judge([(ins, resp, lang) for _, ins, resp, lang in batch])
         store.write(lambda tx, b=batch, v=verdicts: _save_labels(tx, b, v, version, cfg.clean_responses))
         stats["labelled"] += len(batch)
         bar.update(len(batch))
     bar.close()
 
-    # 2. refine flawed ones, relabel, repeat until nothing changes
-    sampling = SamplingParams(max_new_tokens=48, temperature=0.8, top_p=0.95, repetition_penalty=1.1)
+    # 2. rewrite flawed ones, relabel, repeat until nothing changes
     for rnd in range(1, cfg.rounds + 1):
         with store.session() as tx:
             flawed = tx.all(
@@ -280,28 +349,18 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
                 f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} ORDER BY id {limit_sql}", [rnd, *lang_params])
         if not flawed:
             continue  # finished by an earlier, interrupted run: the next round may still have work
+        if refiner is None:
+            from .generate import GenerateConfig, load_generator
+
+            refiner = load_generator(GenerateConfig(), store)
         stats["rounds"] = rnd
         changed = 0
-        examples_by_lang: dict[str, list[dict]] = {}
         bar = tqdm(total=len(flawed), desc=f"refine: round {rnd}", unit=" cand", disable=not cfg.progress, leave=False)
         for batch in _chunks(flawed, cfg.batch_size):
-            prompts, owners = [], []
-            for i, (_, ins, resp, lang, _, reason) in enumerate(batch):
-                if lang not in examples_by_lang:
-                    examples_by_lang[lang] = refinement_examples(store, lang)
-                prompt = build_refine_prompt(resp[: cfg.max_text_chars], ins, reason or "too vague", examples_by_lang[lang])
-                prompts += [prompt] * cfg.variants
-                owners += [i] * cfg.variants
-            outputs = refiner.generate(prompts, sampling)
-            options: dict[int, list[str]] = {}
-            for i, out in zip(owners, outputs):
-                instruction, _ = parse_instruction(out.text)
-                if instruction and instruction != batch[i][1]:
-                    options.setdefault(i, [])
-                    if instruction not in options[i]:
-                        options[i].append(instruction)
-            flat = [(i, ins) for i, opts in options.items() for ins in opts]
-            verdicts = evaluator.judge([(ins, batch[i][2], batch[i][3]) for i, ins in flat]) if flat else []
+            options = rewrite_options(refiner, [(ins, resp, lang) for _, ins, resp, lang, _, _ in batch], cfg,
+                                      seed=rnd, store=store)
+            flat = [(i, ins) for i, opts in enumerate(options) for ins in opts]
+            verdicts = judge.judge([(ins, batch[i][2], batch[i][3]) for i, ins in flat]) if flat else []
             best: dict[int, tuple[str, Verdict]] = {}
             for (i, ins), v in zip(flat, verdicts):
                 if i not in best or v.score > best[i][1].score:
@@ -327,6 +386,52 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
     return stats
 
 
+_INSTRUCTION_START = re.compile(
+    r"^(?:write|explain|describe|summari[sz]e|list|give|tell|provide|create|compose|draft|outline|compare|discuss|"
+    r"report|share|suggest|present|analy[sz]e|translate|recount|narrate|introduce|identify|name|state|detail|"
+    r"what|who|whom|whose|when|where|why|how|which|is|are|was|were|do|does|did|can|could|should|would|will|has|have|had)\b",
+    re.IGNORECASE)
+
+
+def is_instruction(text: str) -> bool:
+    """A rewrite must read as an instruction to a writer: an imperative or a question, standing on its own (no
+    'the text above'), not a note about the task ('Provide two additional options ...' passes the verb test but is
+    caught by the evaluator)."""
+    from .evaluator import surface
+
+    text = text.strip()
+    return bool(_INSTRUCTION_START.match(text)) and not surface(text)["refers_to_text"]
+
+
+def rewrite_options(refiner: Model, items: Sequence[tuple[str, str, str]], cfg: RefineConfig, *, seed: int = 0,
+                    store: Store | None = None) -> list[list[str]]:
+    """Up to `cfg.variants` new instructions per (instruction, text, lang), sampled from the generator with the
+    generation prompt (its training format); each is parsed, must read as an instruction and differ from the current
+    one. A few-shot generator sees the language's latest human edits as examples (a trained backward model sees none)."""
+    from .generate import is_backward_model
+    from .prompts import build_generation_prompt, parse_instruction
+    from .seed import SeedPair
+
+    examples: dict[str, list[SeedPair]] = {}
+    if not is_backward_model(refiner) and store is not None:
+        for lang in {lang for _, _, lang in items}:
+            examples[lang] = [SeedPair(f"edit-{k}", lang, e["after"], e["text"])
+                              for k, e in enumerate(refinement_examples(store, lang))]
+    from .evaluator import MAX_TEXT_CHARS
+
+    prompts = [build_generation_prompt(text, lang, examples.get(lang, ()), max_chars=MAX_TEXT_CHARS)
+               for _, text, lang in items]
+    sampling = SamplingParams(max_new_tokens=48, temperature=0.8, top_p=0.95, repetition_penalty=1.1, seed=seed)
+    outputs = refiner.generate([p for p in prompts for _ in range(cfg.variants)], sampling)
+    options: list[list[str]] = [[] for _ in items]
+    for k, out in enumerate(outputs):
+        i = k // cfg.variants
+        instruction, _ = parse_instruction(out.text)
+        if instruction and instruction != items[i][0] and is_instruction(instruction) and instruction not in options[i]:
+            options[i].append(instruction)
+    return options
+
+
 def _changed_in_round(store: Store, rnd: int, lang_sql: str, lang_params: list) -> bool:
     """Whether round `rnd` rewrote a candidate that is still flawed and would be refined again in round rnd + 1."""
     with store.session() as tx:
@@ -336,32 +441,43 @@ def _changed_in_round(store: Store, rnd: int, lang_sql: str, lang_params: list) 
             [rnd, *lang_params, rnd]))
 
 
+def _measured(v: Verdict) -> list:
+    """gain, p_good, ll_text (gain evaluator) and the features as JSON (trained evaluator), for storage."""
+    from .store import to_json
+
+    sig = v.signals
+    return [sig.gain if sig else None, sig.p_good if sig else None, sig.ll_text if sig else None,
+            to_json(v.features) if v.features is not None else None]
+
+
 def _save_labels(tx: Tx, batch, verdicts: list[Verdict], version: str, cleaned: bool) -> None:
     for (cid, ins, resp, _), v in zip(batch, verdicts):
+        gain, p_good, ll_text, feats = _measured(v)
         tx.execute(
-            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, p_good = ?, ll_text = ?, label_reason = ? "
-            "WHERE id = ? AND label IS NULL",
-            [v.label, v.score, v.signals.gain, v.signals.p_good, v.signals.ll_text, v.reason, cid])
+            "UPDATE candidates SET label = ?, score = ?, raw_score = ?, p_good = ?, ll_text = ?, features = ?, "
+            "label_reason = ? WHERE id = ? AND label IS NULL",
+            [v.label, v.score, gain, p_good, ll_text, feats, v.reason, cid])
         if cleaned:
             tx.execute("UPDATE candidates SET response = ? WHERE id = ?", [resp, cid])
         tx.execute(
             "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, model_version,"
-            " p_good, gain) SELECT id, version, 'label', instruction, ?, ?, ?, ?, ?, ? FROM candidates WHERE id = ?",
-            [v.label, v.score, v.reason, version, v.signals.p_good, v.signals.gain, cid])
+            " p_good, gain, features) SELECT id, version, 'label', instruction, ?, ?, ?, ?, ?, ?, ? FROM candidates "
+            "WHERE id = ?", [v.label, v.score, v.reason, version, p_good, gain, feats, cid])
 
 
 def _save_refinements(tx: Tx, batch, updates: list[tuple[str, str, Verdict]], rnd: int, version: str) -> None:
     for cid, *_ in batch:  # every flawed candidate of the batch has had its round, changed or not
         tx.execute("UPDATE candidates SET refine_rounds = ? WHERE id = ? AND refine_rounds < ?", [rnd, cid, rnd])
     for cid, instruction, v in updates:
+        gain, p_good, ll_text, feats = _measured(v)
         tx.execute(
             "UPDATE candidates SET instruction = ?, version = version + 1, label = ?, score = ?, raw_score = ?, "
-            "p_good = ?, ll_text = ?, label_reason = ? WHERE id = ?",
-            [instruction, v.label, v.score, v.signals.gain, v.signals.p_good, v.signals.ll_text, v.reason, cid])
+            "p_good = ?, ll_text = ?, features = ?, label_reason = ? WHERE id = ?",
+            [instruction, v.label, v.score, gain, p_good, ll_text, feats, v.reason, cid])
         tx.execute(
             "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, label, score, reason, round_id, "
-            "model_version, p_good, gain) SELECT id, version, 'refine', instruction, label, score, label_reason, ?, ?, "
-            "p_good, raw_score FROM candidates WHERE id = ?", [rnd, version, cid])
+            "model_version, p_good, gain, features) SELECT id, version, 'refine', instruction, label, score, "
+            "label_reason, ?, ?, p_good, raw_score, features FROM candidates WHERE id = ?", [rnd, version, cid])
 
 
 def _chunks(rows: list, n: int):

@@ -189,6 +189,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE candidate_versions ADD COLUMN gain DOUBLE;   -- evaluator feature: likelihood gain of the text
         """,
     ),
+    (
+        "0005_trained_evaluator_features",
+        """
+        ALTER TABLE candidates ADD COLUMN features JSON;  -- the trained evaluator's features when it labelled the candidate
+        ALTER TABLE candidate_versions ADD COLUMN features JSON;
+        """,
+    ),
 ]
 
 

@@ -80,27 +80,34 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="store to use (default: a temporary one)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--dump-only", action="store_true", help="only write the candidates file from --db (while it runs)")
+    ap.add_argument("--split", choices=["dev", "test"], help="only paragraphs of this split")
+    ap.add_argument("--samples", type=int, default=1, help="drafts per paragraph, best kept by the trained evaluator")
+    ap.add_argument("--langs", default=",".join(LANGS))
     args = ap.parse_args()
 
     from xinstruct import generate, ingest
     from xinstruct.store import Store
 
+    langs = args.langs.split(",")
     picked = {lang: pick(shared_rows(lang), args.per_lang, f"xinstruct-quality-{lang}") for lang in LANGS}
+    if args.split:
+        picked = {lang: [r for r in rows if split_of(r["doc_id"]) == args.split] for lang, rows in picked.items()}
     tmp = Path(tempfile.mkdtemp(prefix="xi-quality-"))
     if args.dump_only:
         dump(Store(args.db), picked, args.tag)
         return
     corpus = tmp / "corpus.jsonl"
     with corpus.open("w", encoding="utf-8") as f:
-        for lang in LANGS:
+        for lang in langs:
             for r in picked[lang]:
                 f.write(json.dumps({"text": r["text"], "url": r.get("url"), "lang": lang}, ensure_ascii=False) + "\n")
     store = Store(args.db or tmp / "quality.duckdb")
     stats = ingest.ingest(store, [corpus], ingest.IngestConfig(progress=False))
     print("ingest:", stats.as_dict(), flush=True)
     model = generate.load_generator(generate.GenerateConfig())
-    for lang in LANGS:
-        s = generate.run(store, generate.GenerateConfig(lang=lang, batch_size=args.batch_size, progress=False), model=model)
+    for lang in langs:
+        s = generate.run(store, generate.GenerateConfig(lang=lang, batch_size=args.batch_size, samples=args.samples,
+                                                        progress=False), model=model)
         print(lang, {k: s[k] for k in ("generated", "ok", "rejected", "reasons", "docs_per_min")}, flush=True)
     dump(store, picked, args.tag)
 
