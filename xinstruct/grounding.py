@@ -1,0 +1,484 @@
+"""Grounding: are the names, numbers and quoted strings of an English instruction found in its native text?
+
+The generator's commonest failure is an invented or garbled name ("Sri Ghalib Airport" for a text about Sriperumbudur).
+`check(instruction, text, lang)` extracts what the instruction asserts about the text and looks for each item in it:
+
+* **names and entities**: capitalised words not at a sentence start (or at one, when not a common instruction word),
+  joined into spans ("Gateway of India"), acronyms ("FIFA"), words written in a non-Latin script; generic title words
+  ("Airport", "University", "King"), language names ("Swahili", "English"), month and day names are not checked on their
+  own (month names would need translation tables: left out on purpose);
+* **numbers** with thousand separators and decimals ("1,500", "3.5", "1990s"), not small counts (0-10) that usually say
+  how much to write or are spelled out in the text; Thai years also match the Buddhist-era year (+543);
+* **quoted strings** ("...", '...', “...”), matched word by word like names.
+
+Matching allows transliteration between scripts. The text is split into words, each romanised with `anyascii`, and
+keyed per language:
+
+* Latin-script languages (fi id sw tr vi): case and diacritics folded ("Çelebi" = "Celebi"), the key is the word's
+  letters; a name may match the start of a word (Finnish case endings "Helsingissä", Vietnamese syllables "Hà Nội" =
+  "Hanoi") and, for Indonesian and Swahili, after a short prefix ("Wakenya", "keindonesiaan");
+* Bengali, Devanagari, Tamil, Thai and Urdu: a consonant skeleton. Vowels, y, w and h are dropped (Urdu writes few
+  vowels; romanised Hindi drops the inherent a; Thai puts leading vowels before their consonant), voiced and voiceless
+  pairs are folded (Tamil script does not tell k from g), and s/c/j/z are one class. Thai and Urdu write words together,
+  so a name may match anywhere; in the other scripts it must start at a word start.
+
+A match allows a few edits, depending on the key's length (`_max_edits`, measured in `bench/grounding.py`). Native digits
+(Bengali, Devanagari, Tamil, Thai, Arabic-Indic, Extended Arabic-Indic) are read as ASCII digits.
+
+Use `prepare(text, lang)` once per text when several instructions are checked against it: romanising the text is the
+slow part (about a millisecond for 3,000 characters); checking one instruction against a prepared text is well under.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import regex
+from anyascii import anyascii
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from .errors import InputError
+from .langs import LANGS, check_lang
+
+__all__ = ["Span", "Grounding", "Prepared", "prepare", "extract", "check"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One thing the instruction says that the text must contain: `text` as written in the instruction."""
+
+    text: str
+    kind: str  # "name", "number" or "quote"
+    start: int  # character offsets in the instruction
+    end: int
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The result of `check`: every span checked, split into found and missing (in instruction order)."""
+
+    checked: list[Span]
+    found: list[Span]
+    missing: list[Span]
+
+    @property
+    def share_found(self) -> float:
+        """Share of checked spans found in the text; 1.0 when the instruction names nothing to check."""
+        return len(self.found) / len(self.checked) if self.checked else 1.0
+
+    @property
+    def message(self) -> str:
+        """For reviewers: "'Sri Ghalib Airport' not in the text"; empty when everything was found."""
+        if not self.missing:
+            return ""
+        quoted = [f"'{s.text}'" for s in self.missing]
+        listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+        return f"{listed} not in the text"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Words that are not checked
+# ---------------------------------------------------------------------------------------------------------------------
+# Words an instruction starts a sentence with (checked only when not in this list).
+_COMMON = set("""
+a about according after all also an analyse analyze and any are as ask assume at based be before between briefly but by
+calculate can choose classify compare compose consider could create describe design detail determine did discuss do does
+draft each edit elaborate email estimate evaluate even every examine explain express extract find first for from generate
+give given how however identify if illustrate imagine in include into is it its just let list make mention name next
+no not now of on once only or outline paraphrase please point predict prepare present provide read recommend rephrase
+rewrite say should show since so some state suggest summarise summarize suppose take talk teach tell than that the
+their then there these they this those though to today translate under use using was we were what whats when where
+whether which while who whom whose why will with within without would write yes you your
+""".split())
+
+# Capitalised words that are generic parts of names or titles: translated in the text, so not checked on their own.
+_GENERIC = set("""
+academy act age armed agency agreement airlines airport alliance ancient army assembly association authority avenue award bank
+battle bay beach bishop board bridge building bureau cabinet camp canal cape capital captain castle cathedral center
+centre central championship chapter chief church city civil club coast college commission committee commonwealth company
+conference congress constitution corporation council count country county court cup day democratic department desert
+district doctor dr duke dynasty east eastern emperor empire era festival federal federation force forces forest fort foundation
+front game games general god government governor grand great group gulf hall harbour harbor high highway hill hills
+hospital hotel house imperial independence institute international island islands journal judge king kingdom lake law
+league liberation library lord lower lt madam market mayor media memorial minister ministry mosque mount mountain
+mountains movement mr mrs ms museum national navy new north northern ocean office old order organisation organization
+palace park parliament party peninsula people peoples plains plateau police pope port president prime prince princess
+prize professor program programme project province queen railway regency region republic revolution river road royal saint
+school sea secretary senate sir society south southern sr st stadium state states station street sultan summit supreme
+team temple theatre theater tower town treaty tribe union united university upper valley village war west western world
+zone
+i
+january february march april may june july august september october november december
+monday tuesday wednesday thursday friday saturday sunday
+english bengali bangla finnish hindi indonesian swahili kiswahili tamil thai turkish urdu vietnamese
+""".split())
+
+# Lower-case words allowed inside a name span: "Gateway of India", "Abu al-Qasim", "Ludwig van Beethoven".
+_CONNECTORS = {"of", "the", "de", "del", "der", "da", "di", "du", "la", "le", "van", "von", "bin", "binti", "al", "el",
+               "dos", "das", "ibn", "bint", "ul", "ud"}
+_ROMAN = re.compile(r"^[IVXLC]+$")  # "King George V", "World War II": numerals, spelled out in the text
+
+# Output-size phrases: "in 3 sentences", "5 bullet points" say what to write, not what the text says.
+_SMALL_COUNT = 10
+
+_MIN_LEN = 3  # a word whose key is shorter is no evidence on its own ('Ali' is 'l' in consonants)
+_LATIN = {"fi", "id", "sw", "tr", "vi"}
+_UNSPACED = {"th", "ur"}  # words often written together: a name may match anywhere, not only at a word start
+_PREFIXES = {"sw": ("m", "wa", "ki", "u", "ji", "ma", "vi"), "id": ("ke", "di", "se", "ber", "ter", "me", "pe")}
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Keys
+# ---------------------------------------------------------------------------------------------------------------------
+_NATIVE_DIGITS = {}
+for _zero in (0x09E6, 0x0966, 0x0BE6, 0x0E50, 0x0660, 0x06F0):  # Bengali, Devanagari, Tamil, Thai, Arabic-Indic, Ext.
+    for _d in range(10):
+        _NATIVE_DIGITS[_zero + _d] = str(_d)
+_DIGITS_TABLE = str.maketrans(_NATIVE_DIGITS)
+
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_CONSONANT_H = re.compile(r"([bcdgjkpstz])h")
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_SOFT_G = re.compile(r"(?<!g)g(?=[eiy])")
+_CH_K = re.compile(r"ch(?=[rl])")
+_CLASSES = str.maketrans({"b": "p", "f": "p", "v": "p", "d": "t", "g": "k", "q": "k", "c": "s", "j": "s", "z": "s",
+                          "m": "n", "x": "ks"})
+_DROP = re.compile(r"[aeiouyhw0-9]+")
+_REPEATS = re.compile(r"(.)\1+")
+
+
+def _fold(word: str) -> str:
+    """Romanised, lower-cased letters and digits: 'Çelebi' -> 'celebi', 'শ্রী' -> 'sri'."""
+    # anyascii writes the Indic flapped r (ড়, ड़) as d': it is an r to an English ear (Bogura, Garhwal)
+    return _NOT_ALNUM.sub("", anyascii(word).lower().replace("d'", "r"))
+
+
+def _skeleton(folded: str, *, english: bool = False) -> str:
+    """Consonant classes of a folded word, vowels/y/w/h dropped, repeats collapsed: 'sriperumbudur' -> 'srprnptr'.
+
+    `english` applies English spelling first (soft c is s, hard c is k, 'ck' is k); romanised native text
+    spells c for the ch sound."""
+    s = folded
+    if english:
+        s = _CH_K.sub("k", s.replace("ck", "k"))  # Christian, Chloe
+        s = _SOFT_G.sub("j", _SOFT_C.sub("s", s))  # Clemenceau, George
+        s = s.replace("ch", "C").replace("c", "k").replace("C", "c")
+    s = _CONSONANT_H.sub(r"\1", s)
+    s = _DROP.sub("", s.translate(_CLASSES))
+    return _REPEATS.sub(r"\1", s)
+
+
+def _key(word: str, lang: str, *, english: bool = False) -> str:
+    folded = _fold(word)
+    return folded if lang in _LATIN else _skeleton(folded, english=english)
+
+
+def _max_edits(n: int) -> int:
+    """Edits allowed between a key of length n and the text: none up to 4 letters, then one per 4 letters."""
+    return 0 if n <= 4 else n // 4
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The prepared text
+# ---------------------------------------------------------------------------------------------------------------------
+_WORD = regex.compile(r"[\p{L}\p{M}]+")
+_TEXT_NUMBER = re.compile(r"\d+(?:(?:[.,'\u00a0\u202f\u2009 ](?=\d{3}(?!\d))|[.,])\d+)*")
+
+
+@dataclass
+class _View:
+    """The keys of all words of a text, concatenated, and where a match may start."""
+
+    stream: str
+    starts: list[int]
+    anywhere: bool  # starts are every position (Thai, Urdu)
+    _windows: dict[int, list[str]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, keys: list[str], anywhere: bool, prefixes: tuple[str, ...] = ()) -> "_View":
+        keys = [k for k in keys if k]
+        stream = "".join(keys)
+        if anywhere:
+            return cls(stream, [], True)
+        starts, pos = [], 0
+        for k in keys:
+            starts.append(pos)
+            starts.extend(pos + len(p) for p in prefixes if k.startswith(p) and len(k) > len(p) + 2)
+            pos += len(k)
+        return cls(stream, starts, False)
+
+    def windows(self, n: int) -> list[str]:
+        if n not in self._windows:
+            self._windows[n] = [self.stream[s:s + n] for s in self.starts]
+        return self._windows[n]
+
+    def find(self, key: str, edits: int) -> bool:
+        """Whether `key` occurs (at a word start unless `anywhere`) within `edits` edits."""
+        n = len(key)
+        if n == 0:
+            return False
+        if self.anywhere:
+            if key in self.stream:
+                return True
+            if edits == 0:
+                return False
+            # the best local alignment (Indel similarity: a substitution costs two), then its Levenshtein distance
+            res = fuzz.partial_ratio_alignment(key, self.stream, score_cutoff=100.0 * (1 - edits / n) - 1e-9)
+            if res is None:
+                return False
+            return any(Levenshtein.distance(key, self.stream[max(0, res.dest_start + d):res.dest_start + d + n + e])
+                       <= edits for d in (-1, 0, 1) for e in (-1, 0, 1))
+        for length in (n, n - 1, n + 1) if edits else (n,):
+            if length > 0 and process.extractOne(key, self.windows(length), scorer=Levenshtein.distance,
+                                                 score_cutoff=edits) is not None:
+                return True
+        return False
+
+
+@dataclass
+class Prepared:
+    """A text romanised and keyed once, for checking several instructions against it (`prepare`)."""
+
+    lang: str
+    text: str
+    view: _View  # the language's keys: folded words (Latin scripts) or consonant skeletons
+    skeletons: _View | None  # Latin-script languages: consonant skeletons too (Jamshid = Cemşid, Germany = Jerman)
+    numbers: frozenset[str]
+
+
+def prepare(text: str, lang: str) -> Prepared:
+    """Romanise and key `text` (a native web text in `lang`) for `check`."""
+    lang = check_lang(lang)
+    if not isinstance(text, str):
+        raise InputError(f"grounding needs the text as a string, got {type(text).__name__}",
+                         hint="pass the document's text")
+    folded = [_fold(m.group()) for m in _WORD.finditer(text)]
+    prefixes = _PREFIXES.get(lang, ())
+    if lang in _LATIN:
+        view = _View.build(folded, False, prefixes)
+        skeletons = _View.build([_skeleton(f) for f in folded], False)
+    else:
+        view, skeletons = _View.build([_skeleton(f) for f in folded], lang in _UNSPACED), None
+    return Prepared(lang, text, view, skeletons, _text_numbers(text.translate(_DIGITS_TABLE)))
+
+
+def _text_numbers(text: str) -> frozenset[str]:
+    """Every reading of every number in the text: '1.500' -> {'1500', '1.5'}, '3,5' -> {'35', '3.5'}."""
+    out: set[str] = set()
+    for m in _TEXT_NUMBER.finditer(text):
+        raw = m.group()
+        parts = re.split(r"[.,'\u00a0\u202f\u2009 ]", raw)
+        out.add(_canon("".join(parts)))
+        out.update(_canon(p) for p in parts)
+        if len(parts) >= 2:
+            out.add(_canon("".join(parts[:-1]) + "." + parts[-1]))
+    return frozenset(out)
+
+
+def _canon(number: str) -> str:
+    """'0015' -> '15', '3.50' -> '3.5', '2.0' -> '2'."""
+    if "." in number:
+        whole, frac = number.split(".", 1)
+        frac = frac.rstrip("0")
+        whole = whole.lstrip("0") or "0"
+        return f"{whole}.{frac}" if frac else whole
+    return number.lstrip("0") or "0"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------------------------------
+_QUOTE = re.compile(r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”|‘([^’\n]{2,80})’|«([^»\n]{2,80})»|"
+                    r"(?<![\w])'([^'\n]{2,80})'(?![\w])")
+_INSTR_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d])")
+_SIZE_WORDS = re.compile(r"\s*(?:[a-z-]+\s+)?(?:sentences?|words?|paragraphs?|bullets?|points?|questions?|lines?|"
+                         r"items?|examples?|tips?|reasons?|ways?|steps?|options?|facts?|sections?|characters?)\b",
+                         re.IGNORECASE)
+_TOKEN = regex.compile(r"[\p{L}\p{M}][\p{L}\p{M}\p{N}]*(?:['’][\p{L}\p{M}\p{N}]+)*|\n|[^\s\p{L}\p{M}]")
+_SENTENCE_END = {".", "!", "?", ":", ";", "\n"}
+
+
+def extract(instruction: str, lang: str) -> list[Span]:
+    """The names, numbers and quoted strings of an English instruction that its text in `lang` must contain."""
+    lang = check_lang(lang)
+    if not isinstance(instruction, str):
+        raise InputError(f"grounding needs the instruction as a string, got {type(instruction).__name__}",
+                         hint="pass the candidate's instruction")
+    spans: list[Span] = []
+    quoted: list[tuple[int, int]] = []
+    for m in _QUOTE.finditer(instruction):
+        g = next(i for i in range(1, 6) if m.group(i) is not None)
+        body = m.group(g).strip()
+        if _WORD.search(body):
+            spans.append(Span(body, "quote", m.start(g), m.end(g)))
+            quoted.append((m.start(), m.end()))
+
+    def outside(a: int, b: int) -> bool:
+        return not any(qa <= a < qb or qa < b <= qb for qa, qb in quoted)
+
+    for m in _INSTR_NUMBER.finditer(instruction):
+        if not outside(m.start(), m.end()):
+            continue
+        whole = m.group(1).replace(",", "")
+        if m.group(2) is None and int(whole) <= _SMALL_COUNT and "%" not in instruction[m.end():m.end() + 2]:
+            continue
+        if m.group(2) is None and _SIZE_WORDS.match(instruction, m.end()):
+            continue
+        spans.append(Span(m.group(), "number", m.start(), m.end()))
+
+    run: list[regex.Match] = []  # the current name span: capitalised words and the connectors between them
+    at_start = True
+
+    def close():
+        while run and run[-1].group().lower() in _CONNECTORS:
+            run.pop()
+        if run and any(_is_checkable(w.group()) for w in run):
+            spans.append(Span(instruction[run[0].start():run[-1].end()], "name", run[0].start(), run[-1].end()))
+        run.clear()
+
+    for m in _TOKEN.finditer(instruction):
+        tok = m.group()
+        if tok in _SENTENCE_END:
+            close()
+            at_start = True
+            continue
+        if not outside(m.start(), m.end()) or not tok[0].isalpha():  # quotes, commas, brackets end a name
+            close()
+            at_start = at_start and not tok[0].isalnum()
+            continue
+        base = _strip_possessive(tok)
+        is_name = _looks_like_name(base) and not (at_start and base.lower() in _COMMON)
+        if is_name:
+            run.append(m)
+        elif run and tok.lower() in _CONNECTORS:
+            run.append(m)
+        else:
+            close()
+        at_start = False
+    close()
+    spans.sort(key=lambda s: s.start)
+    return spans
+
+
+def _strip_possessive(word: str) -> str:
+    return re.sub(r"['’]s$", "", word)
+
+
+def _looks_like_name(word: str) -> bool:
+    """Capitalised or an acronym, or written in a script other than Latin."""
+    first = word[0]
+    if not first.isalpha():
+        return False
+    if first.isupper():
+        return True
+    return not unicodedata.name(first, "").startswith("LATIN")
+
+
+def _is_checkable(word: str) -> bool:
+    word = _strip_possessive(word)
+    if len(word) < 2 or _ROMAN.match(word):
+        return False
+    base = word.lower()
+    return base not in _GENERIC and base not in _CONNECTORS and base not in _COMMON or _is_acronym(word)
+
+
+def _is_acronym(word: str) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    return len(letters) >= 2 and all(c.isupper() for c in letters) and word.lower() not in ("i",)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------------------------------------------------
+def _units(span: Span) -> list[str]:
+    """The words of a span that are checked: generic words and connectors are left out."""
+    words = [_strip_possessive(w) for w in _WORD.findall(span.text)]
+    if span.kind == "quote":
+        return words
+    return [w for w in words if _is_checkable(w)]
+
+
+def _found(span: Span, prep: Prepared) -> bool:
+    if span.kind == "number":
+        return _number_found(span.text, prep)
+    words = _units(span)
+    if not words:
+        return True
+    lang = prep.lang
+    english = span.kind == "name"
+
+    def keys(ws: list[str], skeleton: bool) -> list[str]:
+        out = []
+        for w in ws:
+            folded = _fold(w)
+            k = _skeleton(folded, english=english and not _is_native(w)) if skeleton else folded
+            if k:
+                out.append(k)
+        return out
+
+    views = [(prep.view, lang not in _LATIN)]
+    if prep.skeletons is not None:
+        views.append((prep.skeletons, True))
+    # with the connectors ("Gateway of India" is "getoy'e ab indiy'a" in Bengali) and without them
+    every = [_strip_possessive(w) for w in _WORD.findall(span.text)] if span.kind != "quote" else words
+    for view, skeleton in views:
+        exact = skeleton and lang in _LATIN  # the skeleton fallback of Latin-script texts: no edits
+        for ws in (words, every):
+            joined = "".join(keys(ws, skeleton))
+            if len(joined) >= (3 if exact else 1) and view.find(joined, 0 if exact else _max_edits(len(joined))):
+                return True
+    # every informative word on its own (Finnish inflects only the last word of a name)
+    found = []
+    for w in words:
+        hit = None
+        for view, skeleton in views:
+            exact = skeleton and lang in _LATIN
+            k = "".join(keys([w], skeleton))
+            if len(k) < _MIN_LEN:
+                continue
+            hit = bool(hit) or view.find(k, 0 if exact else _max_edits(len(k)))
+        if hit is not None:
+            found.append(hit)
+    if not found:
+        return False
+    if span.kind == "quote":
+        return sum(found) >= 0.8 * len(found)
+    return all(found)
+
+
+def _is_native(word: str) -> bool:
+    return not unicodedata.name(word[0], "LATIN").startswith("LATIN")
+
+
+def _number_found(number: str, prep: Prepared) -> bool:
+    canon = _canon(number.replace(",", ""))
+    if canon in prep.numbers:
+        return True
+    if prep.lang == "th" and canon.isdigit() and 1000 <= int(canon) <= 2200:
+        return str(int(canon) + 543) in prep.numbers  # Buddhist era
+    return False
+
+
+def check(instruction: str, text: str | Prepared, lang: str) -> Grounding:
+    """Check that the names, numbers and quoted strings of `instruction` occur in `text` (a native text in `lang`).
+
+    `text` may be a `prepare`d text, to reuse its romanisation across instructions."""
+    lang = check_lang(lang)
+    if isinstance(text, Prepared):
+        if text.lang != lang:
+            raise InputError(f"the prepared text is in {text.lang!r}, the check was asked for {lang!r}",
+                             hint="prepare the text with the same language code")
+        prep = text
+    else:
+        prep = prepare(text, lang)
+    spans = extract(instruction, lang)
+    found, missing = [], []
+    for s in spans:
+        (found if _found(s, prep) else missing).append(s)
+    return Grounding(spans, found, missing)
