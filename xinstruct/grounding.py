@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
+from bisect import bisect_left
 
 import regex
 from anyascii import anyascii
@@ -130,7 +130,9 @@ _SMALL_COUNT = 10
 
 _MIN_LEN = 3  # a word whose key is shorter is no evidence on its own ('Ali' is 'l' in consonants)
 _LATIN = {"fi", "id", "sw", "tr", "vi"}
-_UNSPACED = {"th", "ur"}  # words often written together: a name may match anywhere, not only at a word start
+# How much of the last word a match may leave over (case endings, postpositions written together) when its key is short.
+_TAIL = {"bn": 2, "hi": 1, "ta": 3, "ur": 1, "th": None, "fi": 4, "tr": 4, "id": 3, "sw": 2, "vi": 0}
+_SHORT = 5  # keys shorter than this must end near a word end (`_TAIL`)
 _PREFIXES = {"sw": ("m", "wa", "ki", "u", "ji", "ma", "vi"), "id": ("ke", "di", "se", "ber", "ter", "me", "pe")}
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -150,6 +152,16 @@ _CH_K = re.compile(r"ch(?=[rl])")
 _CLASSES = str.maketrans({"b": "p", "f": "p", "v": "p", "d": "t", "g": "k", "q": "k", "c": "s", "j": "s", "z": "s",
                           "m": "n", "x": "ks"})
 _DROP = re.compile(r"[aeiouyhw0-9]+")
+_FINAL_E = re.compile(r"(?<=[^aeiou]{1})e$")
+_VOWELS = str.maketrans({"y": "i", "w": "u", "h": None, **{d: None for d in "0123456789"}})
+# anyascii leaves out the inherent vowel of Indic scripts (गणेश is "gnes"): a (Bengali: also o) is left out on both sides
+_INDIC_VOWELS = str.maketrans({"y": "i", "w": "u", "h": None, "a": None, **{d: None for d in "0123456789"}})
+_BENGALI_VOWELS = str.maketrans({"y": "i", "w": "u", "h": None, "a": None, "o": None,
+                                 **{d: None for d in "0123456789"}})
+_W_V = re.compile(r"w(?=[aeiouy])")
+_H_K = re.compile(r"(?<=[aeiou])h(?=[aeiou])")
+_URDU_VOWELS = str.maketrans({"y": "i", "w": "u", "h": None, "a": None, "e": "i", "o": "u",
+                              **{d: None for d in "0123456789"}})
 _REPEATS = re.compile(r"(.)\1+")
 
 
@@ -159,24 +171,31 @@ def _fold(word: str) -> str:
     return _NOT_ALNUM.sub("", anyascii(word).lower().replace("d'", "r"))
 
 
-def _skeleton(folded: str, *, english: bool = False) -> str:
+def _skeleton(folded: str, *, english: bool = False, lang: str = "", vowels: bool = False) -> str:
     """Consonant classes of a folded word, vowels/y/w/h dropped, repeats collapsed: 'sriperumbudur' -> 'srprnptr'.
 
-    `english` applies English spelling first (soft c is s, hard c is k, 'ck' is k); romanised native text
-    spells c for the ch sound."""
+    `english` applies English spelling first (soft c is s, hard c is k, 'ck' is k, w is v to Hindi and Tamil ears);
+    romanised native text spells c for the ch sound. `vowels` keeps the vowels (y as i, w as u; Urdu writes no short
+    vowels and anyascii drops its alef, so there a is dropped, e is i and o is u): the vowelled key that short names
+    must match as well ('Gauri' is not any Hindi word starting k-r)."""
     s = folded
     if english:
         s = _CH_K.sub("k", s.replace("ck", "k"))  # Christian, Chloe
         s = _SOFT_G.sub("j", _SOFT_C.sub("s", s))  # Clemenceau, George
         s = s.replace("ch", "C").replace("c", "k").replace("C", "c")
-    s = _CONSONANT_H.sub(r"\1", s)
-    s = _DROP.sub("", s.translate(_CLASSES))
+        if lang in ("hi", "ta"):
+            s = _W_V.sub("v", s)  # Warsaw is "vorso" in Hindi
+        if lang == "ta":
+            s = _H_K.sub("k", s)  # Tamil has no h between vowels: Rahul is "rakul", Bihar "pikar"
+        if vowels:
+            s = _FINAL_E.sub("", s.replace("ee", "i").replace("oo", "u"))
+    s = _CONSONANT_H.sub(r"\1", s).translate(_CLASSES)
+    if vowels:
+        s = s.translate(_URDU_VOWELS if lang == "ur" else _BENGALI_VOWELS if lang == "bn" else
+                        _INDIC_VOWELS if lang in ("hi", "ta") else _VOWELS)
+    else:
+        s = _DROP.sub("", s)
     return _REPEATS.sub(r"\1", s)
-
-
-def _key(word: str, lang: str, *, english: bool = False) -> str:
-    folded = _fold(word)
-    return folded if lang in _LATIN else _skeleton(folded, english=english)
 
 
 def _max_edits(n: int) -> int:
@@ -193,38 +212,46 @@ _TEXT_NUMBER = re.compile(r"\d+(?:(?:[.,'\u00a0\u202f\u2009 ](?=\d{3}(?!\d))|[.,
 
 @dataclass
 class _View:
-    """The keys of all words of a text, concatenated, and where a match may start."""
+    """The keys of all words of a text, concatenated, and where a match may start and end."""
 
     stream: str
-    starts: list[int]
-    anywhere: bool  # starts are every position (Thai, Urdu)
+    starts: list[int]  # word starts (and starts after a known prefix); empty when `anywhere`
+    ends: list[int]  # word ends, ascending
+    anywhere: bool  # a match may start anywhere (Thai)
     _windows: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, keys: list[str], anywhere: bool, prefixes: tuple[str, ...] = ()) -> "_View":
         keys = [k for k in keys if k]
-        stream = "".join(keys)
-        if anywhere:
-            return cls(stream, [], True)
-        starts, pos = [], 0
+        starts, ends, pos = [], [], 0
         for k in keys:
             starts.append(pos)
             starts.extend(pos + len(p) for p in prefixes if k.startswith(p) and len(k) > len(p) + 2)
             pos += len(k)
-        return cls(stream, starts, False)
+            ends.append(pos)
+        return cls("".join(keys), [] if anywhere else starts, ends, anywhere)
 
     def windows(self, n: int) -> list[str]:
         if n not in self._windows:
             self._windows[n] = [self.stream[s:s + n] for s in self.starts]
         return self._windows[n]
 
-    def find(self, key: str, edits: int) -> bool:
-        """Whether `key` occurs (at a word start unless `anywhere`) within `edits` edits."""
+    def _tail_ok(self, end: int, tail: int | None) -> bool:
+        """Whether a match ending at `end` leaves at most `tail` characters of its last word (a case ending)."""
+        if tail is None:
+            return True
+        i = bisect_left(self.ends, end)
+        return i < len(self.ends) and self.ends[i] - end <= tail
+
+    def find(self, key: str, edits: int, tail: int | None = None) -> bool:
+        """Whether `key` occurs within `edits` edits: at a word start unless `anywhere`, and, when `tail` is given,
+        ending at most `tail` characters before a word end."""
         n = len(key)
         if n == 0:
             return False
         if self.anywhere:
-            if key in self.stream:
+            pos = self.stream.find(key)
+            if pos >= 0:
                 return True
             if edits == 0:
                 return False
@@ -235,9 +262,17 @@ class _View:
             return any(Levenshtein.distance(key, self.stream[max(0, res.dest_start + d):res.dest_start + d + n + e])
                        <= edits for d in (-1, 0, 1) for e in (-1, 0, 1))
         for length in (n, n - 1, n + 1) if edits else (n,):
-            if length > 0 and process.extractOne(key, self.windows(length), scorer=Levenshtein.distance,
-                                                 score_cutoff=edits) is not None:
-                return True
+            if length <= 0:
+                continue
+            if tail is None:
+                if process.extractOne(key, self.windows(length), scorer=Levenshtein.distance,
+                                      score_cutoff=edits) is not None:
+                    return True
+                continue
+            for _, _, i in process.extract(key, self.windows(length), scorer=Levenshtein.distance,
+                                           score_cutoff=edits, limit=None):
+                if self._tail_ok(self.starts[i] + length, tail):
+                    return True
         return False
 
 
@@ -249,7 +284,9 @@ class Prepared:
     text: str
     view: _View  # the language's keys: folded words (Latin scripts) or consonant skeletons
     skeletons: _View | None  # Latin-script languages: consonant skeletons too (Jamshid = Cemşid, Germany = Jerman)
+    pairs: list[tuple[str, str]]  # Bengali, Hindi, Tamil, Urdu: (skeleton, vowelled key) of every word, for short names
     numbers: frozenset[str]
+    latin_words: frozenset[str]  # non-Latin-script languages: words the text writes in Latin letters, folded
 
 
 def prepare(text: str, lang: str) -> Prepared:
@@ -258,14 +295,19 @@ def prepare(text: str, lang: str) -> Prepared:
     if not isinstance(text, str):
         raise InputError(f"grounding needs the text as a string, got {type(text).__name__}",
                          hint="pass the document's text")
-    folded = [_fold(m.group()) for m in _WORD.finditer(text)]
+    words = _WORD.findall(text)
+    folded = [_fold(w) for w in words]
     prefixes = _PREFIXES.get(lang, ())
+    pairs: list[tuple[str, str]] = []
     if lang in _LATIN:
         view = _View.build(folded, False, prefixes)
         skeletons = _View.build([_skeleton(f) for f in folded], False)
     else:
-        view, skeletons = _View.build([_skeleton(f) for f in folded], lang in _UNSPACED), None
-    return Prepared(lang, text, view, skeletons, _text_numbers(text.translate(_DIGITS_TABLE)))
+        view, skeletons = _View.build([_skeleton(f) for f in folded], lang == "th"), None
+        if lang != "th":
+            pairs = [(_skeleton(f), _skeleton(f, lang=lang, vowels=True)) for f in folded]
+    latin = frozenset() if lang in _LATIN else frozenset(f for w, f in zip(words, folded) if not _is_native(w))
+    return Prepared(lang, text, view, skeletons, pairs, _text_numbers(text.translate(_DIGITS_TABLE)), latin)
 
 
 def _text_numbers(text: str) -> frozenset[str]:
@@ -412,37 +454,57 @@ def _found(span: Span, prep: Prepared) -> bool:
         return True
     lang = prep.lang
     english = span.kind == "name"
+    # with the connectors too ("Gateway of India" is "getoy'e ab indiy'a" in Bengali)
+    every = [_strip_possessive(w) for w in _WORD.findall(span.text)] if span.kind != "quote" else words
 
-    def keys(ws: list[str], skeleton: bool) -> list[str]:
-        out = []
-        for w in ws:
-            folded = _fold(w)
-            k = _skeleton(folded, english=english and not _is_native(w)) if skeleton else folded
-            if k:
-                out.append(k)
-        return out
+    def keys(ws: list[str], skeleton: bool, vowels: bool = False) -> str:
+        return "".join(_spoken(w, lang, vowels) if spell and _is_acronym(w)
+                       else _skeleton(_fold(w), english=english and not _is_native(w), lang=lang, vowels=vowels)
+                       if skeleton else _fold(w) for w in ws)
 
+    def find(view: _View, key: str, skeleton: bool, ws: list[str]) -> bool:
+        if skeleton and lang in _LATIN:  # the skeleton fallback of a Latin-script text: exact, whole words
+            return len(key) >= _MIN_LEN and view.find(key, 0, _TAIL[lang])
+        if lang == "th" and len(key) < 4:  # Thai is searched anywhere: a short key matches by chance
+            return False
+        tail = 0 if lang == "vi" else _TAIL[lang] if len(key) < _SHORT else None
+        if len(key) < 2:
+            return False
+        if not prep.pairs or len(key) >= 4:
+            return view.find(key, _max_edits(len(key)), tail)
+        # a short skeleton ('Gauri' is k-r, like the Hindi verb kar) must match one word with its vowels too
+        vkey = keys(ws, True, vowels=True)
+        return any(sk.startswith(key) and len(sk) - len(key) <= _TAIL[lang] and _vowels_agree(vkey, vw)
+                   for sk, vw in prep.pairs)
+
+    if prep.latin_words and all(_fold(w) in prep.latin_words for w in words if not _is_native(w)) \
+            and not any(_is_native(w) for w in words):
+        return True  # written in Latin letters in the text too ("DSM-IV" in a Thai text)
     views = [(prep.view, lang not in _LATIN)]
     if prep.skeletons is not None:
         views.append((prep.skeletons, True))
-    # with the connectors ("Gateway of India" is "getoy'e ab indiy'a" in Bengali) and without them
-    every = [_strip_possessive(w) for w in _WORD.findall(span.text)] if span.kind != "quote" else words
-    for view, skeleton in views:
-        exact = skeleton and lang in _LATIN  # the skeleton fallback of Latin-script texts: no edits
-        for ws in (words, every):
-            joined = "".join(keys(ws, skeleton))
-            if len(joined) >= (3 if exact else 1) and view.find(joined, 0 if exact else _max_edits(len(joined))):
-                return True
+    # acronyms in other scripts are written as spoken (WWF) or read as a word (FIFA)
+    spell = False
+    acronyms = [w for w in words if _is_acronym(w)] if english and lang not in _LATIN else []
+    # an acronym without vowels is only ever spelled out (WWF); one with vowels may be read as a word (FIFA, RAB)
+    readable = all(any(c in "AEIOU" for c in a) for a in acronyms)
+    for spell in ((False, True) if readable else (True,)) if acronyms else (False,):
+        for view, skeleton in views:
+            for ws in (words, every):
+                if find(view, keys(ws, skeleton), skeleton, ws):
+                    return True
+    spell = False
+    if lang == "vi":  # Vietnamese names are syllables, each a common word: only the whole name is evidence
+        return False
     # every informative word on its own (Finnish inflects only the last word of a name)
     found = []
     for w in words:
         hit = None
         for view, skeleton in views:
-            exact = skeleton and lang in _LATIN
-            k = "".join(keys([w], skeleton))
+            k = keys([w], skeleton)
             if len(k) < _MIN_LEN:
                 continue
-            hit = bool(hit) or view.find(k, 0 if exact else _max_edits(len(k)))
+            hit = bool(hit) or find(view, k, skeleton, [w])
         if hit is not None:
             found.append(hit)
     if not found:
@@ -450,6 +512,27 @@ def _found(span: Span, prep: Prepared) -> bool:
     if span.kind == "quote":
         return sum(found) >= 0.8 * len(found)
     return all(found)
+
+
+def _vowels_agree(name: str, word: str) -> bool:
+    """Whether the vowelled key of a word starts like the name's: same consonants, at most one vowel edit."""
+    vowels = 0
+    for op, i, j in Levenshtein.editops(name, word):
+        if op == "insert" and i >= len(name):
+            continue  # the word's ending
+        if op != "insert" and name[i] not in "aeiou" or op != "delete" and word[j] not in "aeiou":
+            return False
+        vowels += 1
+    return vowels <= 1
+
+
+# How English speakers say letters: acronyms are written as spoken in other scripts (WWF is "dablyu dablyu ef" in Urdu).
+_LETTERS = dict(zip("abcdefghijklmnopqrstuvwxyz", "e bi si di i ef ji ech ai je ke el em en o pi kyu ar es ti yu vi "
+                                                  "dablyu eks wai zed".split()))
+
+
+def _spoken(acronym: str, lang: str, vowels: bool) -> str:
+    return _skeleton("".join(_LETTERS.get(c, "") for c in acronym.lower()), lang=lang, vowels=vowels)
 
 
 def _is_native(word: str) -> bool:
