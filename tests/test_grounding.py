@@ -50,6 +50,19 @@ def test_names_and_numbers_are_found_across_scripts_and_invented_ones_are_missin
         assert g.share_found == 0.0
 
 
+def test_countries_and_languages_match_their_names_in_the_text_language():
+    cases = [("fi", "Hän muutti Saksaan ja opiskeli arabiaa.", ["Germany", "Arabic"], ["France"]),
+             ("tr", "Almanya'dan Hollanda'ya gitti.", ["Germany", "the Netherlands"], ["Greece"]),
+             ("id", "Ia lahir di Jerman dan pindah ke Belanda.", ["Germany", "Netherlands"], ["China"]),
+             ("hi", "वह भारत और चीन गया।", ["India", "China"], ["Japan"]),
+             ("ur", "وہ بھارت اور چین گیا", ["India", "China"], ["Japan"])]
+    for lang, text, present, absent in cases:
+        for name in present:
+            assert check(f"Why {name}?", text, lang).message == "", (lang, name)
+        for name in absent:
+            assert check(f"Why {name}?", text, lang).message == f"'{name}' not in the text", (lang, name)
+
+
 def test_reviewer_message_names_the_invented_entity():
     text = CASES[2][1]  # Tamil, about Sriperumbudur
     g = check("Describe the Sri Ghalib Airport planned near Sriperumbudur and what Jayalalithaa said.", text, "ta")

@@ -35,6 +35,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from bisect import bisect_left
+from functools import lru_cache
 
 import regex
 from anyascii import anyascii
@@ -42,7 +43,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from .errors import InputError
-from .langs import LANGS, check_lang
+from .langs import check_lang
 
 __all__ = ["Span", "Grounding", "Prepared", "prepare", "extract", "check"]
 
@@ -103,7 +104,7 @@ _GENERIC = set("""
 academy act age armed agency agreement airlines airport alliance ancient army assembly association authority avenue award bank
 battle bay beach bishop board bridge building bureau cabinet camp canal cape capital captain castle cathedral center
 centre central championship chapter chief church city civil club coast college commission committee commonwealth company
-conference congress constitution corporation council count country county court cup day democratic department desert
+conference constitution corporation council count country county court cup day democratic department desert
 district doctor dr duke dynasty east eastern emperor empire era festival federal federation force forces forest fort foundation
 front game games general god government governor grand great group gulf hall harbour harbor high highway hill hills
 hospital hotel house imperial independence institute international island islands journal judge king kingdom lake law
@@ -297,18 +298,27 @@ def prepare(text: str, lang: str) -> Prepared:
         raise InputError(f"grounding needs the text as a string, got {type(text).__name__}",
                          hint="pass the document's text")
     words = _WORD.findall(text)
-    folded = [_fold(w) for w in words]
-    prefixes = _PREFIXES.get(lang, ())
+    keyed = [_text_word(w, lang) for w in words]
+    folded = [k[0] for k in keyed]
+    skels = [k[1] for k in keyed]
     pairs: list[tuple[str, str]] = []
     if lang in _LATIN:
-        view = _View.build(folded, False, prefixes)
-        skeletons = _View.build([_skeleton(f) for f in folded], False)
+        view = _View.build(folded, False, _PREFIXES.get(lang, ()))
+        skeletons = _View.build(skels, False)
     else:
-        view, skeletons = _View.build([_skeleton(f) for f in folded], lang == "th"), None
+        view, skeletons = _View.build(skels, lang == "th"), None
         if lang != "th":
-            pairs = [(_skeleton(f), _skeleton(f, lang=lang, vowels=True)) for f in folded]
+            pairs = [(k[1], k[2]) for k in keyed]
     latin = frozenset() if lang in _LATIN else frozenset(f for w, f in zip(words, folded) if not _is_native(w))
     return Prepared(lang, text, view, skeletons, pairs, _text_numbers(text.translate(_DIGITS_TABLE)), latin)
+
+
+@lru_cache(maxsize=200_000)
+def _text_word(word: str, lang: str) -> tuple[str, str, str]:
+    """A word of a text: folded, skeleton, vowelled key (words repeat: cached across texts)."""
+    folded = _fold(word)
+    vowelled = _skeleton(folded, lang=lang, vowels=True) if lang not in _LATIN and lang != "th" else ""
+    return folded, _skeleton(folded), vowelled
 
 
 def _text_numbers(text: str) -> frozenset[str]:
@@ -381,7 +391,8 @@ def extract(instruction: str, lang: str) -> list[Span]:
     def close():
         while run and run[-1].group().lower() in _CONNECTORS:
             run.pop()
-        if run and any(_is_checkable(w.group()) for w in run):
+        if run and (any(_is_checkable(w.group()) for w in run)
+                    or _exonym(instruction[run[0].start():run[-1].end()], lang)):
             spans.append(Span(instruction[run[0].start():run[-1].end()], "name", run[0].start(), run[-1].end()))
         run.clear()
 
@@ -397,7 +408,10 @@ def extract(instruction: str, lang: str) -> list[Span]:
             continue
         base = _strip_possessive(tok)
         is_name = _looks_like_name(base) and not (at_start and base.lower() in _COMMON)
-        if is_name:
+        if is_name and run and run[-1].group().lower() in _CONNECTORS and _is_acronym(base):
+            close()  # "Muhammad Moazzam of WWF": an organisation after "of" is a name of its own
+            run.append(m)
+        elif is_name:
             run.append(m)
         elif run and tok.lower() in _CONNECTORS:
             run.append(m)
@@ -451,12 +465,51 @@ def _found(span: Span, prep: Prepared) -> bool:
     if span.kind == "number":
         return _number_found(span.text, prep)
     words = _units(span)
-    if not words:
+    # countries and languages have their own names in the text's language (Germany: Saksa, Almanya, Jerman, เยอรมนี)
+    natives = _exonym(span.text, prep.lang) if span.kind == "name" else ()
+    if not words and not natives:
         return True
-    lang = prep.lang
-    english = span.kind == "name"
     # with the connectors too ("Gateway of India" is "getoy'e ab indiy'a" in Bengali)
     every = [_strip_possessive(w) for w in _WORD.findall(span.text)] if span.kind != "quote" else words
+    if words and _words_found(words, every, span.kind, prep):
+        return True
+    for native in natives:
+        ws = _WORD.findall(native)
+        if ws and _words_found(ws, ws, "native", prep):
+            return True
+    return False
+
+
+@lru_cache(maxsize=16)
+def _exonyms(lang: str) -> dict[str, tuple[str, ...]]:
+    """English country, region and language names (casefolded) -> their names in `lang`, from CLDR (Babel)."""
+    from babel import Locale  # imported on first use: the module loads without it
+
+    en, native = Locale("en"), Locale(lang)
+    out: dict[str, list[str]] = {}
+    for en_names, native_names in ((en.territories, native.territories), (en.languages, native.languages)):
+        for code, name in en_names.items():
+            other = native_names.get(code)
+            if other and other.casefold() != name.casefold():
+                out.setdefault(name.casefold(), []).append(other)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _exonym(text: str, lang: str) -> tuple[str, ...]:
+    """The names in `lang` of a country or language named in English ("the United States"); not of the language
+    names that say what to write in ("English", "Swahili")."""
+    key = _strip_possessive(text.strip()).casefold()
+    key = key[4:] if key.startswith("the ") else key
+    return () if key in _GENERIC else _exonyms(lang).get(key, ())
+
+
+def _words_found(words: list[str], every: list[str], kind: str, prep: Prepared) -> bool:
+    """Whether the checked words of a span (`every`: with its connectors) occur in the prepared text.
+
+    `kind` "name" words are English spellings, "quote" words are matched as written, "native" words are a name in the
+    text's own language (a CLDR country name)."""
+    lang = prep.lang
+    english = kind == "name"
 
     def keys(ws: list[str], skeleton: bool, vowels: bool = False) -> str:
         return "".join(_spoken(w, lang, vowels) if spell and _is_acronym(w)
@@ -510,7 +563,7 @@ def _found(span: Span, prep: Prepared) -> bool:
             found.append(hit)
     if not found:
         return False
-    if span.kind == "quote":
+    if kind == "quote":
         return sum(found) >= 0.8 * len(found)
     return all(found)
 
