@@ -130,6 +130,7 @@ _ROMAN = re.compile(r"^[IVXLC]+$")  # "King George V", "World War II": numerals,
 _SMALL_COUNT = 10
 
 _THAI_MIN = 4  # Thai keys shorter than this are no evidence (measured: 3 lets 22% of swapped names through)
+_LATIN_SKELETON_MIN = 4  # shorter skeletons of names in Latin-script texts match common words ('Aconcagua' is k-n-k)
 _MIN_LEN = 3  # a word whose key is shorter is no evidence on its own ('Ali' is 'l' in consonants)
 _LATIN = {"fi", "id", "sw", "tr", "vi"}
 # How much of the last word a match may leave over (case endings, postpositions written together) when its key is short.
@@ -146,6 +147,8 @@ for _zero in (0x09E6, 0x0966, 0x0BE6, 0x0E50, 0x0660, 0x06F0):  # Bengali, Devan
         _NATIVE_DIGITS[_zero + _d] = str(_d)
 _DIGITS_TABLE = str.maketrans(_NATIVE_DIGITS)
 
+# Urdu says ذ ض ظ as z and ث as s (anyascii writes the Arabic dh, d, dh, th): Moazzam is معظم
+_URDU_Z = str.maketrans({"ذ": "ز", "ض": "ز", "ظ": "ز", "ث": "س"})
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _CONSONANT_H = re.compile(r"([bcdgjkpstz])h")
 _SOFT_C = re.compile(r"c(?=[eiy])")
@@ -170,7 +173,7 @@ _REPEATS = re.compile(r"(.)\1+")
 def _fold(word: str) -> str:
     """Romanised, lower-cased letters and digits: 'Çelebi' -> 'celebi', 'শ্রী' -> 'sri'."""
     # anyascii writes the Indic flapped r (ড়, ड़) as d': it is an r to an English ear (Bogura, Garhwal)
-    return _NOT_ALNUM.sub("", anyascii(word).lower().replace("d'", "r"))
+    return _NOT_ALNUM.sub("", anyascii(word.translate(_URDU_Z)).lower().replace("d'", "r"))
 
 
 def _skeleton(folded: str, *, english: bool = False, lang: str = "", vowels: bool = False) -> str:
@@ -200,8 +203,14 @@ def _skeleton(folded: str, *, english: bool = False, lang: str = "", vowels: boo
     return _REPEATS.sub(r"\1", s)
 
 
-def _max_edits(n: int) -> int:
-    """Edits allowed between a key of length n and the text: none up to 4 letters, then one per 4 letters."""
+def _max_edits(n: int, lang: str) -> int:
+    """Edits allowed between a key of length n and the text (measured in bench/grounding.py): none up to 4 letters,
+    then one per 4 letters; Urdu skeletons (few letters, no vowels) and Vietnamese syllables (short common words)
+    match by chance with fewer: none up to 6 (Urdu) or 9 (Vietnamese) letters, then one per 5."""
+    if lang == "ur":
+        return 0 if n <= 6 else n // 5
+    if lang == "vi":
+        return 0 if n <= 9 else n // 5
     return 0 if n <= 4 else n // 4
 
 
@@ -304,7 +313,7 @@ def prepare(text: str, lang: str) -> Prepared:
     pairs: list[tuple[str, str]] = []
     if lang in _LATIN:
         view = _View.build(folded, False, _PREFIXES.get(lang, ()))
-        skeletons = _View.build(skels, False)
+        skeletons = _View.build(skels, False) if lang != "vi" else None  # Vietnamese names are spelled as written
     else:
         view, skeletons = _View.build(skels, lang == "th"), None
         if lang != "th":
@@ -518,14 +527,14 @@ def _words_found(words: list[str], every: list[str], kind: str, prep: Prepared) 
 
     def find(view: _View, key: str, skeleton: bool, ws: list[str]) -> bool:
         if skeleton and lang in _LATIN:  # the skeleton fallback of a Latin-script text: exact, whole words
-            return len(key) >= _MIN_LEN and view.find(key, 0, _TAIL[lang])
+            return len(key) >= _LATIN_SKELETON_MIN and view.find(key, 0, _TAIL[lang])
         if lang == "th" and len(key) < _THAI_MIN:  # Thai is searched anywhere: a short key matches by chance
             return False
         tail = 0 if lang == "vi" else _TAIL[lang] if len(key) < _SHORT else None
         if len(key) < 2:
             return False
-        if not prep.pairs or len(key) >= 4:
-            return view.find(key, _max_edits(len(key)), tail)
+        if not prep.pairs or len(key) >= 4 or spell and len(key) >= 3:  # BJP is "bi je pi", three words
+            return view.find(key, _max_edits(len(key), lang), tail)
         # a short skeleton ('Gauri' is k-r, like the Hindi verb kar) must match one word with its vowels too
         vkey = keys(ws, True, vowels=True)
         return any(sk.startswith(key) and len(sk) - len(key) <= _TAIL[lang] and _vowels_agree(vkey, vw)
