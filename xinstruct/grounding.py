@@ -97,6 +97,13 @@ no not now of on once only or outline paraphrase please point predict prepare pr
 rewrite say should show since so some state suggest summarise summarize suppose take talk teach tell than that the
 their then there these they this those though to today translate under use using was we were what whats when where
 whether which while who whom whose why will with within without would write yes you your
+above act add after again answer another argue begin below both brainstorm categorise categorize change check clarify
+combine complete connect continue convert correct count critique define delete different dear either end example
+examples expand few finally finish fix follow following format group he hello her here hey hi his how identify improve
+interpret invent justify keep kind kinds label lastly less link list locate long look many map mark match more most
+my neither note okay one order our output pair pick plan play pretend print propose rank rate reflect remember remove
+reply respond return review reword second select separate several she short shorten simplify solve sort spot start
+stop such sure tag thank thanks think third three transform turn two type types watch
 """.split())
 
 # Capitalised words that are generic parts of names or titles: translated in the text, so not checked on their own.
@@ -206,11 +213,14 @@ def _skeleton(folded: str, *, english: bool = False, lang: str = "", vowels: boo
 def _max_edits(n: int, lang: str) -> int:
     """Edits allowed between a key of length n and the text (measured in bench/grounding.py): none up to 4 letters,
     then one per 4 letters; Urdu skeletons (few letters, no vowels) and Vietnamese syllables (short common words)
-    match by chance with fewer: none up to 6 (Urdu) or 9 (Vietnamese) letters, then one per 5."""
+    match by chance with fewer: none up to 6 (Urdu) or 9 (Vietnamese) letters, then one per 5; Thai, searched
+    anywhere, one per 5 letters."""
     if lang == "ur":
         return 0 if n <= 6 else n // 5
     if lang == "vi":
         return 0 if n <= 9 else n // 5
+    if lang == "th":  # searched anywhere in the text, not only at word starts
+        return 0 if n <= 4 else n // 5
     return 0 if n <= 4 else n // 4
 
 
@@ -501,7 +511,18 @@ def _exonyms(lang: str) -> dict[str, tuple[str, ...]]:
             other = native_names.get(code)
             if other and other.casefold() != name.casefold():
                 out.setdefault(name.casefold(), []).append(other)
+    for alias, code in _TERRITORY_ALIASES.items():
+        if code in native.territories:
+            out.setdefault(alias, []).append(native.territories[code])
     return {k: tuple(v) for k, v in out.items()}
+
+
+# English short names that CLDR does not list as a territory's name
+_TERRITORY_ALIASES = {"us": "US", "usa": "US", "u.s.": "US", "u.s.a.": "US", "america": "US", "uk": "GB",
+                      "u.k.": "GB", "britain": "GB", "great britain": "GB", "holland": "NL", "burma": "MM",
+                      "czech republic": "CZ", "ivory coast": "CI", "swaziland": "SZ", "east timor": "TL",
+                      "persia": "IR", "siam": "TH", "ceylon": "LK", "korea": "KR", "south korea": "KR",
+                      "north korea": "KP", "russia": "RU", "vatican": "VA", "uae": "AE", "drc": "CD"}
 
 
 def _exonym(text: str, lang: str) -> tuple[str, ...]:
