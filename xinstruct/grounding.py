@@ -104,6 +104,8 @@ interpret invent justify keep kind kinds label lastly less link list locate long
 my neither note okay one order our output pair pick plan play pretend print propose rank rate reflect remember remove
 reply respond return review reword second select separate several she short shorten simplify solve sort spot start
 stop such sure tag thank thanks think third three transform turn two type types watch
+question questions options option random hmm hmmm stream step solution problem context input output passage text
+zero four five six seven eight nine ten eleven twelve twenty hundred thousand million
 """.split())
 
 # Capitalised words that are generic parts of names or titles: translated in the text, so not checked on their own.
@@ -439,7 +441,14 @@ def extract(instruction: str, lang: str) -> list[Span]:
         at_start = False
     close()
     spans.sort(key=lambda s: s.start)
-    return spans
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for s in spans:  # each thing once, where the instruction first names it
+        key = (s.kind, s.text.casefold())
+        if key not in seen:
+            seen.add(key)
+            unique.append(s)
+    return unique
 
 
 def _strip_possessive(word: str) -> str:
