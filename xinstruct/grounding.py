@@ -410,7 +410,7 @@ def extract(instruction: str, lang: str) -> list[Span]:
     at_start = True
 
     def close():
-        while run and run[-1].group().lower() in _CONNECTORS:
+        while run and run[-1].group() in _CONNECTORS:  # a trailing "of"; a capitalised Van is a name
             run.pop()
         if run and (any(_is_checkable(w.group()) for w in run)
                     or _exonym(instruction[run[0].start():run[-1].end()], lang)):
