@@ -39,7 +39,6 @@ from functools import lru_cache
 
 import regex
 from anyascii import anyascii
-from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from .errors import InputError
@@ -238,26 +237,20 @@ class _View:
     """The keys of all words of a text, concatenated, and where a match may start and end."""
 
     stream: str
-    starts: list[int]  # word starts (and starts after a known prefix); empty when `anywhere`
+    starts: frozenset[int]  # word starts (and starts after a known prefix); empty when `anywhere`
     ends: list[int]  # word ends, ascending
     anywhere: bool  # a match may start anywhere (Thai)
-    _windows: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, keys: list[str], anywhere: bool, prefixes: tuple[str, ...] = ()) -> "_View":
         keys = [k for k in keys if k]
-        starts, ends, pos = [], [], 0
+        starts, ends, pos = set(), [], 0
         for k in keys:
-            starts.append(pos)
-            starts.extend(pos + len(p) for p in prefixes if k.startswith(p) and len(k) > len(p) + 2)
+            starts.add(pos)
+            starts.update(pos + len(p) for p in prefixes if k.startswith(p) and len(k) > len(p) + 2)
             pos += len(k)
             ends.append(pos)
-        return cls("".join(keys), [] if anywhere else starts, ends, anywhere)
-
-    def windows(self, n: int) -> list[str]:
-        if n not in self._windows:
-            self._windows[n] = [self.stream[s:s + n] for s in self.starts]
-        return self._windows[n]
+        return cls("".join(keys), frozenset() if anywhere else frozenset(starts), ends, anywhere)
 
     def _tail_ok(self, end: int, tail: int | None) -> bool:
         """Whether a match ending at `end` leaves at most `tail` characters of its last word (a case ending)."""
@@ -268,34 +261,29 @@ class _View:
 
     def find(self, key: str, edits: int, tail: int | None = None) -> bool:
         """Whether `key` occurs within `edits` edits: at a word start unless `anywhere`, and, when `tail` is given,
-        ending at most `tail` characters before a word end."""
-        n = len(key)
+        ending at most `tail` characters before a word end.
+
+        With e edits, one of e+1 pieces of the key occurs unchanged, shifted by at most e: the pieces are found by
+        substring search and only the starts around them are compared (Levenshtein with a cutoff)."""
+        n, stream = len(key), self.stream
         if n == 0:
             return False
-        if self.anywhere:
-            pos = self.stream.find(key)
-            if pos >= 0:
-                return True
-            if edits == 0:
-                return False
-            # the best local alignment (Indel similarity: a substitution costs two), then its Levenshtein distance
-            res = fuzz.partial_ratio_alignment(key, self.stream, score_cutoff=100.0 * (1 - edits / n) - 1e-9)
-            if res is None:
-                return False
-            return any(Levenshtein.distance(key, self.stream[max(0, res.dest_start + d):res.dest_start + d + n + e])
-                       <= edits for d in (-1, 0, 1) for e in (-1, 0, 1))
-        for length in (n, n - 1, n + 1) if edits else (n,):
-            if length <= 0:
-                continue
-            if tail is None:
-                if process.extractOne(key, self.windows(length), scorer=Levenshtein.distance,
-                                      score_cutoff=edits) is not None:
-                    return True
-                continue
-            for _, _, i in process.extract(key, self.windows(length), scorer=Levenshtein.distance,
-                                           score_cutoff=edits, limit=None):
-                if self._tail_ok(self.starts[i] + length, tail):
-                    return True
+        size = n // (edits + 1)
+        tried: set[int] = set()
+        for c in range(edits + 1):
+            offset = c * size
+            piece = key[offset:offset + size] if c < edits else key[offset:]
+            pos = stream.find(piece)
+            while pos >= 0:
+                for start in range(max(0, pos - offset - edits), pos - offset + edits + 1):
+                    if start in tried or not (self.anywhere or start in self.starts):
+                        continue
+                    tried.add(start)
+                    for length in (n, n - 1, n + 1) if edits else (n,):
+                        if Levenshtein.distance(key, stream[start:start + length], score_cutoff=edits) <= edits \
+                                and self._tail_ok(start + length, tail):
+                            return True
+                pos = stream.find(piece, pos + 1)
         return False
 
 
