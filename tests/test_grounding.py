@@ -157,3 +157,17 @@ def test_bad_input_is_a_clear_error():
     # empty inputs are not errors: nothing to check, or everything missing
     assert check("", "", "th").share_found == 1.0
     assert check("Who is Imran Khan?", "", "ur").message == "'Imran Khan' not in the text"
+
+
+def test_each_thing_is_checked_once_and_exam_boilerplate_is_not_a_name():
+    spans = extract("Question: Amanda bought 30 apples.\nOptions:\n(A) 12\n(B) 30\nWhy did Amanda pay 45?", "bn")
+    assert [s.text for s in spans] == ["Amanda", "30", "12", "45"]
+    spans = extract("What did Muhammad Moazzam of WWF and Trinh Tu Van say?", "ur")
+    assert [s.text for s in spans] == ["Muhammad Moazzam", "WWF", "Trinh Tu Van"]
+
+
+def test_urdu_acronyms_spelled_out_and_z_letters():
+    text = "ڈبلیو ڈبلیو ایف کے نمائندے محمد معظم نے بی جے پی پر تنقید کی"  # WWF's Muhammad Moazzam criticised the BJP
+    g = check("What did Muhammad Moazzam of WWF say about the BJP?", text, "ur")
+    assert g.message == "", g.missing
+    assert check("What did the IMF say?", text, "ur").message == "'IMF' not in the text"
