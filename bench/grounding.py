@@ -2,9 +2,9 @@
 
     python bench/grounding.py [--data ../shared/data/web] [--json OUT]
 
-For five real paragraphs per language (named by their id in ../shared/data/web; the text stays there) this file holds an
-English instruction written by hand for this benchmark and the spans of it that truly occur in the paragraph, written the
-way an English instruction names them ("Chiang Mai", "Jayalalithaa", "1884" for a Thai text that says 2427 B.E.).
+For five real paragraphs per language (named by their id in ../shared/data/web; the text stays there) this file holds
+an English instruction written by hand for this benchmark and the spans of it that truly occur in the paragraph, written
+the way an English instruction names them ("Chiang Mai", "Jayalalithaa", "1884" for a Thai text that says 2427 B.E.).
 
 * recall: share of those spans that `check` finds in their paragraph; every span is also checked to be extracted;
 * swapped: every name of the *other* paragraphs of the same language, asked about in "What does the text say about X?",
@@ -63,7 +63,8 @@ CASES: dict[str, list[tuple[str, str, list[str]]]] = {
          "When did Kivi leave hospital in 1872, and why did his brother Alpertti take him to Tuusula?",
          ["Kivi", "1872", "Alpertti", "Tuusula"]),
         ("fi-ud-finnish-tdt-00304",
-         "When did Eleanor Garatti win Olympic gold in Amsterdam and Los Angeles, and where in California was she born?",
+         "When did Eleanor Garatti win Olympic gold in Amsterdam and Los Angeles, and where in California was she "
+         "born?",
          ["Eleanor Garatti", "Olympic", "Amsterdam", "Los Angeles", "California"]),
         ("fi-ud-finnish-tdt-00305",
          "Which NBC sitcom did Kaye Ballard appear in between 1967 and 1969, and who was Eve Arden?",
