@@ -5,6 +5,8 @@ The native sentences below were written for these tests (no data from ../shared)
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xinstruct.errors import InputError
 from xinstruct.grounding import Grounding, check, extract, prepare
@@ -171,3 +173,22 @@ def test_urdu_acronyms_spelled_out_and_z_letters():
     g = check("What did Muhammad Moazzam of WWF say about the BJP?", text, "ur")
     assert g.message == "", g.missing
     assert check("What did the IMF say?", text, "ur").message == "'IMF' not in the text"
+
+
+_PIECES = ["Sri", "Ghalib", "Airport", "1,500", "३.५", "๒๕๖๒", "\"", "'", "“", "of", "the", "WWF", "Ça", "İ", "ß",
+           "ஸ்ரீ", "وزیراعظم", "เชียงใหม่", "\n", ".", ",", "-", "’s", "Van", "0", "１２", "\u200c", "\u0301"]
+
+
+@given(instruction=st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=8)), max_size=30),
+       text=st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=12)), max_size=60),
+       lang=st.sampled_from(["bn", "fi", "hi", "id", "sw", "ta", "th", "tr", "ur", "vi"]))
+@settings(max_examples=150, deadline=None, database=None)
+def test_any_input_gives_a_consistent_answer(instruction, text, lang):
+    instruction, text = " ".join(instruction), " ".join(text)
+    g = check(instruction, text, lang)
+    assert sorted(g.found + g.missing, key=lambda s: s.start) == g.checked
+    assert all(instruction[s.start:s.end] == s.text for s in g.checked)
+    assert 0.0 <= g.share_found <= 1.0 and (g.message == "") == (not g.missing)
+    # a span copied into the text is found (what the instruction names verbatim is there)
+    if g.checked:
+        assert not check(instruction, instruction + " " + text, lang).missing or lang in ("th", "ur", "vi")

@@ -157,7 +157,8 @@ _PREFIXES = {"sw": ("m", "wa", "ki", "u", "ji", "ma", "vi"), "id": ("ke", "di", 
 # Keys
 # ---------------------------------------------------------------------------------------------------------------------
 _NATIVE_DIGITS = {}
-for _zero in (0x09E6, 0x0966, 0x0BE6, 0x0E50, 0x0660, 0x06F0):  # Bengali, Devanagari, Tamil, Thai, Arabic-Indic, Ext.
+# Bengali, Devanagari, Tamil, Thai, Arabic-Indic, Extended Arabic-Indic, full-width
+for _zero in (0x09E6, 0x0966, 0x0BE6, 0x0E50, 0x0660, 0x06F0, 0xFF10):
     for _d in range(10):
         _NATIVE_DIGITS[_zero + _d] = str(_d)
 _DIGITS_TABLE = str.maketrans(_NATIVE_DIGITS)
@@ -305,6 +306,7 @@ class Prepared:
     pairs: list[tuple[str, str]]  # Bengali, Hindi, Tamil, Urdu: (skeleton, vowelled key) of every word, for short names
     numbers: frozenset[str]
     latin_words: frozenset[str]  # non-Latin-script languages: words the text writes in Latin letters, folded
+    folded_text: str  # the text case-folded, for names written exactly as in the instruction
 
 
 def prepare(text: str, lang: str) -> Prepared:
@@ -326,7 +328,8 @@ def prepare(text: str, lang: str) -> Prepared:
         if lang != "th":
             pairs = [(k[1], k[2]) for k in keyed]
     latin = frozenset() if lang in _LATIN else frozenset(f for w, f in zip(words, folded) if not _is_native(w))
-    return Prepared(lang, text, view, skeletons, pairs, _text_numbers(text.translate(_DIGITS_TABLE)), latin)
+    return Prepared(lang, text, view, skeletons, pairs, _text_numbers(text.translate(_DIGITS_TABLE)), latin,
+                    text.casefold())
 
 
 @lru_cache(maxsize=200_000)
@@ -487,6 +490,8 @@ def _units(span: Span) -> list[str]:
 def _found(span: Span, prep: Prepared) -> bool:
     if span.kind == "number":
         return _number_found(span.text, prep)
+    if _verbatim(span.text, prep):
+        return True  # written the same way in the text, as a whole word or words
     words = _units(span)
     # countries and languages have their own names in the text's language (Germany: Saksa, Almanya, Jerman, เยอรมนี)
     natives = _exonym(span.text, prep.lang) if span.kind == "name" else ()
@@ -500,6 +505,18 @@ def _found(span: Span, prep: Prepared) -> bool:
         ws = _WORD.findall(native)
         if ws and _words_found(ws, ws, "native", prep):
             return True
+    return False
+
+
+def _verbatim(phrase: str, prep: Prepared) -> bool:
+    folded = prep.folded_text
+    needle = phrase.casefold()
+    pos = folded.find(needle)
+    while pos >= 0:
+        end = pos + len(needle)
+        if (pos == 0 or not folded[pos - 1].isalnum()) and (end == len(folded) or not folded[end].isalnum()):
+            return True
+        pos = folded.find(needle, pos + 1)
     return False
 
 
@@ -628,7 +645,7 @@ def _is_native(word: str) -> bool:
 
 
 def _number_found(number: str, prep: Prepared) -> bool:
-    canon = _canon(number.replace(",", ""))
+    canon = _canon(number.translate(_DIGITS_TABLE).replace(",", ""))
     if canon in prep.numbers:
         return True
     if prep.lang == "th" and canon.isdigit() and 1000 <= int(canon) <= 2200:
