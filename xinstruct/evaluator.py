@@ -256,7 +256,7 @@ def assess(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, s
     if hidden is not None:
         comps = (hidden - ev.hidden_mean) @ ev.hidden_components.T
         rows = [{**r, **{f"h{j}": round(float(c), 5) for j, c in enumerate(row)}} for r, row in zip(rows, comps)]
-    return [Assessment(float(p), r, list(g.missing), g.message) for p, r, g in zip(probs, rows, grounds)]
+    return [Assessment(float(p), r, [m.text for m in g.missing], g.message) for p, r, g in zip(probs, rows, grounds)]
 
 
 def score(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, str]]) -> list[float]:
