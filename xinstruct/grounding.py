@@ -141,7 +141,8 @@ _CONNECTORS = {"of", "the", "de", "del", "der", "da", "di", "du", "la", "le", "v
                "dos", "das", "ibn", "bint", "ul", "ud"}
 _ROMAN = re.compile(r"^[IVXLC]+$")  # "King George V", "World War II": numerals, spelled out in the text
 
-# Output-size phrases: "in 3 sentences", "5 bullet points" say what to write, not what the text says.
+# Integers up to this are counts of what to write ("3 sentences") or spelled out in the text ("three"): not checked.
+# Larger ones before an output-size word ("in 100 words", `_SIZE_WORDS`) are not checked either.
 _SMALL_COUNT = 10
 
 _THAI_MIN = 4  # Thai keys shorter than this are no evidence (measured: 3 lets 22% of swapped names through)
