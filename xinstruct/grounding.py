@@ -141,7 +141,8 @@ _CONNECTORS = {"of", "the", "de", "del", "der", "da", "di", "du", "la", "le", "v
                "dos", "das", "ibn", "bint", "ul", "ud"}
 _ROMAN = re.compile(r"^[IVXLC]+$")  # "King George V", "World War II": numerals, spelled out in the text
 
-# Output-size phrases: "in 3 sentences", "5 bullet points" say what to write, not what the text says.
+# Integers up to this are counts of what to write ("3 sentences") or spelled out in the text ("three"): not checked.
+# Larger ones before an output-size word ("in 100 words", `_SIZE_WORDS`) are not checked either.
 _SMALL_COUNT = 10
 
 _THAI_MIN = 4  # Thai keys shorter than this are no evidence (measured: 3 lets 22% of swapped names through)
@@ -386,9 +387,11 @@ def extract(instruction: str, lang: str) -> list[Span]:
     quoted: list[tuple[int, int]] = []
     for m in _QUOTE.finditer(instruction):
         g = next(i for i in range(1, 6) if m.group(i) is not None)
-        body = m.group(g).strip()
+        raw = m.group(g)
+        body = raw.strip()
         if _WORD.search(body):
-            spans.append(Span(body, "quote", m.start(g), m.end(g)))
+            start = m.start(g) + len(raw) - len(raw.lstrip())
+            spans.append(Span(body, "quote", start, start + len(body)))
             quoted.append((m.start(), m.end()))
 
     def outside(a: int, b: int) -> bool:
@@ -502,19 +505,23 @@ def _found(span: Span, prep: Prepared) -> bool:
     if words and _words_found(words, every, span.kind, prep):
         return True
     for native in natives:
+        if _verbatim(native, prep, word_end=False, word_start=prep.lang != "th"):
+            return True  # as CLDR writes it (เยอรมนี in unspaced Thai; Saksassa: a case ending)
         ws = _WORD.findall(native)
         if ws and _words_found(ws, ws, "native", prep):
             return True
     return False
 
 
-def _verbatim(phrase: str, prep: Prepared) -> bool:
+def _verbatim(phrase: str, prep: Prepared, *, word_start: bool = True, word_end: bool = True) -> bool:
+    """Whether the text has `phrase` as written (case-folded), starting and ending at word boundaries if asked."""
     folded = prep.folded_text
     needle = phrase.casefold()
-    pos = folded.find(needle)
+    pos = folded.find(needle) if needle else -1
     while pos >= 0:
         end = pos + len(needle)
-        if (pos == 0 or not folded[pos - 1].isalnum()) and (end == len(folded) or not folded[end].isalnum()):
+        if (not word_start or pos == 0 or not folded[pos - 1].isalnum()) \
+                and (not word_end or end == len(folded) or not folded[end].isalnum()):
             return True
         pos = folded.find(needle, pos + 1)
     return False
