@@ -12,7 +12,6 @@ from xinstruct.refine import (
     RefineConfig,
     Signals,
     build_label_prompt,
-    build_refine_prompt,
     clean_response,
     combine,
     history,
@@ -36,8 +35,8 @@ def scripted_model():
             return -3.0
         return -2.0 if GOOD in prompt or "Lahore" in prompt else -3.03
 
-    def generate(prompt: str) -> str:
-        return GOOD + "\n### extra" if "does not fit" in prompt else "Write something."
+    def generate(prompt: str) -> str:  # the rewrite is sampled with the generation prompt
+        return GOOD + "\n### extra" if prompt.endswith("### English Instruction:\n") else "Write something."
 
     return FakeModel(name="fake-eval", generate_fn=generate, loglik_fn=loglik)
 
@@ -47,7 +46,8 @@ def test_flawed_candidate_is_rewritten_then_good_and_history_is_kept(store):
         {"lang": "sw", "text": TEXT_SW, "instruction": VAGUE},
         {"lang": "ur", "text": TEXT_UR, "instruction": "Describe Lahore, its gardens, buildings and food."},
     ])
-    stats = run(store, RefineConfig(rounds=3, progress=False), model=scripted_model())
+    model = scripted_model()
+    stats = run(store, RefineConfig(rounds=3, evaluator="gain", progress=False), model=model, refiner=model)
     assert stats["labelled"] == 2 and stats["refined"] == 1
     with store.session() as tx:
         row = tx.one("SELECT instruction, label, version, refine_rounds FROM candidates WHERE id = ?", [cid])
@@ -60,16 +60,16 @@ def test_flawed_candidate_is_rewritten_then_good_and_history_is_kept(store):
 def test_refine_is_resumable_and_does_not_relabel(store):
     add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": GOOD}])
     model = scripted_model()
-    run(store, RefineConfig(progress=False), model=model)
+    run(store, RefineConfig(evaluator="gain", progress=False), model=model, refiner=model)
     calls = len(model.calls)
-    again = run(store, RefineConfig(progress=False), model=model)
+    again = run(store, RefineConfig(evaluator="gain", progress=False), model=model, refiner=model)
     assert again["labelled"] == 0 and len(model.calls) == calls
 
 
 def test_a_rewrite_that_does_not_improve_is_not_kept_and_the_loop_stops(store):
     [cid] = add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": VAGUE}])
     model = FakeModel(generate_fn=lambda p: "Write another thing about this.", loglik_fn=lambda p, c: -3.03 if p else -3.0)
-    stats = run(store, RefineConfig(rounds=3, progress=False), model=model)
+    stats = run(store, RefineConfig(rounds=3, evaluator="gain", progress=False), model=model, refiner=model)
     assert stats["refined"] == 0 and stats["rounds"] == 1
     with store.session() as tx:
         assert tx.one("SELECT instruction, version, label FROM candidates WHERE id = ?", [cid]) == (VAGUE, 1, "flawed")
@@ -98,7 +98,7 @@ def test_text_judge_records_malformed_verdicts(store):
     [cid] = add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": GOOD}])
     model = FakeModel(generate_fn=lambda p: "good or bad?" if "Verdict" in p else GOOD,
                       loglik_fn=lambda p, c: -2.0 if p else -3.0)
-    run(store, RefineConfig(judge="text", progress=False), model=model)
+    run(store, RefineConfig(judge="text", evaluator="gain", progress=False), model=model, refiner=model)
     with store.session() as tx:
         label, reason = tx.one("SELECT label, label_reason FROM candidates WHERE id = ?", [cid])
     assert label == "good" and "unparseable verdict" in reason
@@ -107,9 +107,6 @@ def test_text_judge_records_malformed_verdicts(store):
 def test_prompts_are_pure_and_carry_the_texts():
     p = build_label_prompt(GOOD, TEXT_UR, "ur")
     assert "a text in Urdu" in p and TEXT_UR in p and p.endswith("### Verdict:")
-    r = build_refine_prompt(TEXT_SW, VAGUE, "too vague", [{"text": "t", "before": "b", "after": "a"}])
-    assert r.index("### Better English Instruction:\na") < r.index(TEXT_SW)
-    assert r.endswith("### Better English Instruction:\n")
 
 
 def test_score_rises_with_gain_and_calibration_overrides():
@@ -124,3 +121,23 @@ def test_score_rises_with_gain_and_calibration_overrides():
 def test_clean_response_removes_only_boilerplate_lines():
     text = "Habari njema kutoka Mombasa.\nRead more\nShare this article\n© 2024 Gazeti"
     assert clean_response(text) == "Habari njema kutoka Mombasa."
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("Explain how ugali is cooked.", True), ("Who built the Padma Bridge?", True),
+    ("Summarize the text above.", False), ("The history of Lahore.", False),
+    ("Ugali is a staple food.", False),
+])
+def test_a_rewrite_must_read_as_an_instruction(text, ok):
+    from xinstruct.refine import is_instruction
+
+    assert is_instruction(text) is ok
+
+
+def test_rewrites_that_are_not_instructions_are_never_options(store):
+    from xinstruct.refine import rewrite_options
+
+    outputs = iter(["Summarize the text above.", "Ugali is tasty.", GOOD, GOOD, VAGUE, GOOD])
+    model = FakeModel(generate_fn=lambda p: next(outputs))
+    opts = rewrite_options(model, [(VAGUE, TEXT_SW, "sw"), (VAGUE, TEXT_SW, "sw")], RefineConfig(variants=3))
+    assert opts == [[GOOD], [GOOD]]  # per item: non-instructions, repeats and the current instruction dropped

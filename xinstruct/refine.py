@@ -28,7 +28,6 @@ from .store import Store, Tx
 
 LABELS = ("good", "flawed", "bad")
 EVAL_PROMPT_VERSION = "eval-v1"
-REFINE_PROMPT_VERSION = "refine-v1"
 # Measured on our labelled seed pairs (bench/evaluator.py, embedded base model): gain ROC-AUC 0.91-0.93, P(good)
 # 0.51-0.52, so the uncalibrated score uses gain alone. Gain quantiles (10/50/90%): matched pairs -0.03/0.01/0.08,
 # mismatched -0.11/-0.06/-0.02 nats per token; the scale puts gain 0 at 0.6 (good), -0.03 at 0.41 (flawed), -0.06 at
@@ -52,23 +51,6 @@ def build_label_prompt(instruction: str, text: str, lang: str) -> str:
 def build_answer_prompt(instruction: str) -> str:
     """The context under which the text's likelihood is measured (the instruction, Alpaca style)."""
     return f"### Instruction:\n{instruction.strip()}\n\n### Response:\n"
-
-
-def build_refine_prompt(text: str, instruction: str, problem: str, examples: list[dict] | None = None) -> str:
-    """Ask for a better instruction. `examples`: human edits, each {text, before, after}, shown first."""
-    parts = []
-    for ex in examples or []:
-        parts.append(
-            f"### Text:\n{ex['text'].strip()}\n\n### Instruction that does not fit:\n{ex['before'].strip()}\n\n"
-            f"### Better English Instruction:\n{ex['after'].strip()}\n"
-        )
-    parts.append(
-        "Below is a text and an English instruction that does not fit it well"
-        f" ({problem.strip()}). Write a better English instruction that the text answers fully and exactly."
-        f"\n\n### Text:\n{text.strip()}\n\n### Instruction that does not fit:\n{instruction.strip()}\n\n"
-        "### Better English Instruction:\n"
-    )
-    return "\n".join(parts)
 
 
 _LABEL_RE = re.compile(r"\b(good|flawed|bad)\b", re.IGNORECASE)
