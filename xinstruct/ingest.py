@@ -190,6 +190,18 @@ def _record_from(obj: dict, line: int, path: Path, cfg: IngestConfig, issues: li
                   lang.lower() if isinstance(lang, str) else None, meta or None)
 
 
+def json_error(exc: Exception) -> str:
+    """A whole sentence for a JSON parse error: json's own messages stop at "at" ("Invalid control character at")
+    and leave the position to str(exc), which also repeats the line number we report ourselves."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return "nested too deeply"
+    where = f"column {exc.colno}" if exc.lineno == 1 else "the end of the line"  # the line's own line break
+    what = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
+    hint = (", a raw tab or line break inside a string must be written as \\t or \\n"
+            if "control character" in exc.msg else "")
+    return f"{what} {where}{hint}"
+
+
 def _read_jsonl(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) -> Iterator[Record]:
     with _open_bytes(path, gz) as fh:
         for line_no, raw in enumerate(fh, start=1):
@@ -204,8 +216,7 @@ def _read_jsonl(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) ->
             try:
                 obj = json.loads(text)
             except (json.JSONDecodeError, RecursionError) as exc:
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                issues.append(Issue(str(path), line_no, f"malformed JSON ({msg}), line skipped",
+                issues.append(Issue(str(path), line_no, f"malformed JSON: {json_error(exc)}; line skipped",
                                     "each line must be one JSON object"))
                 continue
             if not isinstance(obj, dict):

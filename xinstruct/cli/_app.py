@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..errors import InputError, XInstructError
 from ..store import Store, default_db_path
 
 app = typer.Typer(
@@ -25,9 +28,49 @@ DbOption = Annotated[
 ]
 
 
-def open_store(db: Path | None) -> Store:
+def db_path(db: Path | None) -> Path:
+    """The database a command works on: --db, else $XINSTRUCT_DB, else store/xinstruct.duckdb."""
+    return Path(db or default_db_path())
+
+
+def open_store(db: Path | None, *, create: bool = False) -> Store:
+    """Open the command's database. Only commands that fill a new store (`migrate`, `ingest`, `run` with inputs,
+    `users add`, via `create=True`) may create it; every other command refuses a file that does not exist, so a
+    mistyped --db never leaves an empty database behind."""
+    path = db_path(db)
+    if not create and not path.exists():
+        raise InputError(
+            "no such database", path=str(path),
+            hint="check --db / $XINSTRUCT_DB; a new database is created by `xinstruct ingest FILES --lang xx --db PATH` "
+                 "or `xinstruct migrate --db PATH`")
     timeout = float(os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120"))
-    return Store(db or default_db_path(), busy_timeout=timeout)
+    return Store(path, busy_timeout=timeout)
+
+
+@contextmanager
+def new_or_existing_store(db: Path | None) -> Iterator[Store]:
+    """Open (or create) the database for a command that fills it. If the command fails and the database did not exist
+    before it, the new file is removed again when nothing was stored in it (a refused ingest leaves no file behind)."""
+    path = db_path(db)
+    existed = path.exists()
+    store = open_store(db, create=True)
+    try:
+        yield store
+    except (XInstructError, KeyboardInterrupt, typer.Abort):
+        if not existed:
+            _remove_if_empty(store)
+        raise
+
+
+def _remove_if_empty(store: Store) -> None:
+    try:
+        if store.has_data():
+            return
+    except XInstructError:
+        return  # cannot tell: keep the file
+    store.close()
+    for leftover in (Path(store.path), Path(f"{store.path}.wal")):
+        leftover.unlink(missing_ok=True)
 
 
 def echo_table(rows: list[dict]) -> None:
