@@ -4,7 +4,7 @@ the instruction map and the most common instruction topics. Thin page: data from
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, curate, render
+from xinstruct import auth, curate, palette, render
 from xinstruct.curate import CandidateFilter
 
 user = auth.require("curator")
@@ -51,7 +51,7 @@ status = pd.DataFrame([{"language": r["lang"], "status": s, "candidates": n}
 if status.empty:
     st.caption("No candidates yet.")
 else:
-    st.bar_chart(status, x="language", y="candidates", color="status", stack=True)
+    st.altair_chart(palette.stacked_bars(status, x="language", y="candidates", color="status"), width="stretch")
 
 filt = CandidateFilter(langs=tuple(langs or ()))
 left, right = st.columns(2)
@@ -61,21 +61,23 @@ with left:
     if hist.empty:
         st.caption("No scored candidates yet.")
     else:
-        st.bar_chart(hist, x="bin", y="candidates", color="decision", stack=True)
+        st.altair_chart(palette.stacked_bars(hist, x="bin", y="candidates", color="decision"), width="stretch")
 with right:
     st.subheader("Decisions per day")
     prog = curate.progress(store, langs)
     if prog.empty:
         st.caption("No decisions yet.")
     else:
-        st.bar_chart(prog, x="day", y="decisions", color="action", stack=True)
+        st.altair_chart(palette.stacked_bars(prog.assign(day=prog["day"].astype(str)), x="day", y="decisions",
+                                             color="action"), width="stretch")
 
 st.subheader("Instruction map")
 points = curate.embedding_map(store, filt)
 if points.empty:
     st.info(curate.EMPTY_MAP_MESSAGE)
 else:
-    st.scatter_chart(points, x="x", y="y", color="review_status")
+    st.altair_chart(palette.scatter(points, x="x", y="y", color="review_status", tooltip=["review_status", "lang"]),
+                    width="stretch")
     st.caption(f"{len(points)} instructions, PCA of their embeddings, coloured by review status.")
 
 st.subheader("Top instruction topics (verb and object)")
