@@ -165,7 +165,7 @@ class RefineConfig:
     max_text_chars: int = 1500  # the text shown to the model is cut here (scores use the same cut)
     clean_responses: bool = False  # remove boilerplate lines from responses (never anything else)
     judge: str = "probs"  # probs: label from the score; text: the model writes a verdict (large models), parsed
-    limit: int | None = None  # at most this many candidates (for trials)
+    limit: int | None = None  # at most this many candidates per language (for trials); None = all
     progress: bool = True
 
 
@@ -254,13 +254,15 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
     version = model.name + (f"+{calibration_name}" if calibration_name else "")
     stats: dict[str, Any] = {"labelled": 0, "refined": 0, "unchanged": 0, "rounds": 0, "labels": {}}
     lang_sql, lang_params = ("AND lang = ?", [cfg.lang]) if cfg.lang else ("", [])
-    limit_sql = f"LIMIT {int(cfg.limit)}" if cfg.limit else ""
+    # the limit is per language, like generate's: the first `limit` candidates (by id) of each language
+    limit_sql = ("" if cfg.limit is None else
+                 f"QUALIFY row_number() OVER (PARTITION BY lang ORDER BY id) <= {int(cfg.limit)}")
 
     # 1. label what has no label yet
     with store.session() as tx:
         todo = tx.all(
             f"SELECT id, instruction, response, lang FROM candidates WHERE gen_status = 'ok' AND label IS NULL "
-            f"{lang_sql} ORDER BY id {limit_sql}", lang_params)
+            f"{lang_sql} {limit_sql} ORDER BY id", lang_params)
     bar = tqdm(total=len(todo), desc="refine: label", unit=" cand", disable=not cfg.progress, leave=False)
     for batch in _chunks(todo, cfg.batch_size):
         if cfg.clean_responses:
@@ -277,7 +279,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
         with store.session() as tx:
             flawed = tx.all(
                 f"SELECT id, instruction, response, lang, score, label_reason FROM candidates WHERE gen_status = 'ok' "
-                f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} ORDER BY id {limit_sql}", [rnd, *lang_params])
+                f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} {limit_sql} ORDER BY id", [rnd, *lang_params])
         if not flawed:
             continue  # finished by an earlier, interrupted run: the next round may still have work
         stats["rounds"] = rnd
