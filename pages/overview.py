@@ -34,8 +34,7 @@ table = pd.DataFrame([{
     "mean edit distance": None if r["mean_edit_distance"] is None else round(r["mean_edit_distance"], 1),
 } for r in rows])
 st.dataframe(table, hide_index=True)
-st.caption("Acceptance = (accepted + edited) / decided; edit rate = edited / (accepted + edited); edit distance = "
-           "characters changed in the instruction, over edited pairs.")
+st.caption(curate.RATES_CAPTION)
 
 dropped = pd.DataFrame([{"language": render.lang_name(r["lang"]), "reason": reason, "documents": n}
                         for r in rows for reason, n in r["dropped"].items()])
