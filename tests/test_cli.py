@@ -116,6 +116,26 @@ def test_diversify_target_zero_is_refused_and_the_selection_is_kept(file_store):
             [(cid, i == 0, i) for i, cid in enumerate(ids)])
 
 
+def test_a_pipeline_config_out_of_range_is_refused_before_anything_is_written(tmp_path):
+    config = tmp_path / "p.yaml"
+    config.write_text("inputs: [demo]\ndiversify: {target: 0}\n", encoding="utf-8")
+    db = tmp_path / "new.duckdb"
+    result = _cli_main(["run", "--config", str(config), "--db", str(db)])
+    assert result.returncode == 2 and "diversify: target must be at least 1 (got 0)" in result.stderr, result.stderr
+    assert not db.exists()
+
+
+def test_diversify_refuses_target_zero_through_the_python_api_too(store):
+    from xinstruct import diversify
+    from xinstruct.errors import ConfigError
+
+    add_candidates(store, [{"lang": "sw", "text": "Maandishi.", "instruction": "Describe it.", "selected": True}])
+    with pytest.raises(ConfigError, match="target must be at least 1"):
+        diversify.run(store, diversify.DiversifyConfig(target=0))
+    with store.session() as tx:
+        assert tx.scalar("SELECT selected FROM candidates") is True
+
+
 def test_refine_rounds_below_zero_is_refused():
     result = runner.invoke(app, ["refine", "--rounds", "-1", "--db", "nowhere.duckdb"])
     assert result.exit_code == 2 and "Invalid value for '--rounds'" in _plain(result.output)

@@ -63,6 +63,20 @@ class IngestConfig:
     workers: int = 0  # processes analysing documents of large files (0 = one per core, 1 = none: all in this process)
     progress: bool = True  # show a progress bar
 
+    def validate(self) -> None:
+        from .config import check
+
+        if self.lang is not None:
+            self.lang = check_lang(self.lang)
+        check([
+            (self.min_chars >= 0, f"min_chars must be 0 or more (got {self.min_chars})"),
+            (self.max_chars > self.min_chars, f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"),
+            (0 < self.near_dup_threshold <= 1, f"near_dup_threshold must be in (0, 1] (got {self.near_dup_threshold})"),
+            (0 <= self.min_lang_confidence <= 1, f"min_lang_confidence must be in [0, 1] (got {self.min_lang_confidence})"),
+            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
+            (self.workers >= 0, f"workers must be 0 (one per core) or more (got {self.workers})"),
+        ])
+
 
 @dataclass
 class Issue:
@@ -298,8 +312,7 @@ def ingest(store: Store, paths: Iterable[str | Path], cfg: IngestConfig | None =
     from tqdm import tqdm
 
     cfg = cfg or IngestConfig()
-    if cfg.lang is not None:
-        cfg.lang = check_lang(cfg.lang)
+    cfg.validate()
     stats = IngestStats()
     files = [Path(p) for p in paths]
     for path in files:  # refuse what cannot work before anything is written

@@ -168,6 +168,20 @@ class RefineConfig:
     limit: int | None = None  # at most this many candidates per language (for trials); None = all
     progress: bool = True
 
+    def validate(self) -> None:
+        from .config import check
+
+        check([
+            (self.rounds >= 0, f"rounds must be 0 (label only) or more (got {self.rounds})"),
+            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
+            (self.variants >= 1, f"variants must be at least 1 (got {self.variants})"),
+            (0 <= self.bad_below <= self.good_at <= 1, f"need 0 <= bad_below <= good_at <= 1 (got {self.bad_below}, {self.good_at})"),
+            (self.min_improvement >= 0, f"min_improvement must be 0 or more (got {self.min_improvement})"),
+            (self.max_text_chars >= 50, f"max_text_chars must be at least 50 (got {self.max_text_chars})"),
+            (self.judge in ("probs", "text"), f"judge must be probs or text (got {self.judge!r})"),
+            (self.limit is None or self.limit >= 0, f"limit must be 0 or more (got {self.limit})"),
+        ])
+
 
 class Evaluator:
     def __init__(self, model: Model, cfg: RefineConfig, calibrations: dict[str, dict] | None = None):
@@ -247,6 +261,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
     from .prompts import parse_instruction
 
     cfg = cfg or RefineConfig()
+    cfg.validate()
     model = model or load_evaluator(cfg)
     refiner = refiner or model
     calibrations, calibration_name = load_calibrations(store)

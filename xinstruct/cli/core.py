@@ -34,9 +34,7 @@ def ingest(
     cfg = ingest_mod.IngestConfig(lang=lang, text_field=text_field, url_field=url_field,
                                   timestamp_field=timestamp_field, min_chars=min_chars, max_chars=max_chars,
                                   workers=workers)
-    if min_chars >= max_chars:
-        raise typer.BadParameter(f"--min-chars {min_chars} must be below --max-chars {max_chars}",
-                                 param_hint="'--min-chars'")
+    cfg.validate()  # before the database is opened or created
     with new_or_existing_store(db) as store:
         stats = ingest_mod.ingest(store, paths, cfg)
     for issue in stats.issues[:50]:
