@@ -176,6 +176,7 @@ def test_a_refused_ingest_leaves_no_database_file(tmp_path):
         result = _cli_main(["ingest", *map(str, files), "--lang", "sw", "--workers", "1", "--db", str(db)])
         assert result.returncode == 2 and str(files[0]) in result.stderr, result.stderr
         assert not db.exists() and not Path(f"{db}.wal").exists()
+        assert not db.parent.exists(), "the folder created for the database is removed too"
 
 
 def test_a_refused_ingest_into_an_existing_database_keeps_it(file_store, tmp_path):

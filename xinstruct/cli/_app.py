@@ -51,18 +51,19 @@ def open_store(db: Path | None, *, create: bool = False) -> Store:
 def new_or_existing_store(db: Path | None) -> Iterator[Store]:
     """Open (or create) the database for a command that fills it. If the command fails and the database did not exist
     before it, the new file is removed again when nothing was stored in it (a refused ingest leaves no file behind)."""
-    path = db_path(db)
+    path = db_path(db).absolute()
     existed = path.exists()
+    new_dirs = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # folders the Store will create
     store = open_store(db, create=True)
     try:
         yield store
     except (XInstructError, KeyboardInterrupt, typer.Abort):
         if not existed:
-            _remove_if_empty(store)
+            _remove_if_empty(store, new_dirs)
         raise
 
 
-def _remove_if_empty(store: Store) -> None:
+def _remove_if_empty(store: Store, new_dirs: list[Path]) -> None:
     try:
         if store.has_data():
             return
@@ -71,6 +72,11 @@ def _remove_if_empty(store: Store) -> None:
     store.close()
     for leftover in (Path(store.path), Path(f"{store.path}.wal")):
         leftover.unlink(missing_ok=True)
+    for folder in new_dirs:  # innermost first
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (something else is there now): keep it and its parents
 
 
 def echo_table(rows: list[dict]) -> None:
