@@ -136,6 +136,14 @@ def test_diversify_refuses_target_zero_through_the_python_api_too(store):
         assert tx.scalar("SELECT selected FROM candidates") is True
 
 
+@pytest.mark.parametrize("value", ["soon", "-5", "nan"])
+def test_a_bad_busy_timeout_is_refused_with_a_message(value, file_store):
+    file_store.close()
+    result = _cli_main(["stats", "--db", str(file_store.path)], env={"XINSTRUCT_BUSY_TIMEOUT": value})
+    assert result.returncode == 2 and f"XINSTRUCT_BUSY_TIMEOUT='{value}' is not a number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_refine_rounds_below_zero_is_refused():
     result = runner.invoke(app, ["refine", "--rounds", "-1", "--db", "nowhere.duckdb"])
     assert result.exit_code == 2 and "Invalid value for '--rounds'" in _plain(result.output)
