@@ -268,3 +268,39 @@ def test_usage_errors_show_a_message_not_a_traceback():
     result = _cli_main(["generate", "--batch-size", "0", "--db", "nowhere.duckdb"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "Invalid value for '--batch-size'" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The CLI ranges and the stage configs' validate() agree (a pipeline YAML gets the same rule as the command line)
+# ---------------------------------------------------------------------------------------------------------------------
+def _config_classes():
+    from xinstruct.diversify import DiversifyConfig
+    from xinstruct.generate import GenerateConfig
+    from xinstruct.ingest import IngestConfig
+    from xinstruct.refine import RefineConfig
+    from xinstruct.train import TrainConfig
+
+    return {("ingest",): IngestConfig, ("generate",): GenerateConfig, ("refine",): RefineConfig,
+            ("diversify",): DiversifyConfig, ("train", "generator"): TrainConfig}
+
+
+CLI_STRICTER = {("generate", "limit"), ("refine", "limit")}  # the CLI refuses 0 (a run that does nothing); configs allow it
+OTHER_FIELDS = {("ingest", "max_chars"): {"min_chars": 0}}  # max_chars must also stay above min_chars
+SHARED = [(words, p) for words, p in NUMERIC if words in _config_classes()
+          and p.name in {f.name for f in __import__("dataclasses").fields(_config_classes()[words])}]
+
+
+@pytest.mark.parametrize("words, param", SHARED, ids=[f"{' '.join(w)} {p.opts[0]}" for w, p in SHARED])
+def test_cli_range_and_config_validation_agree(words, param):
+    from xinstruct.errors import ConfigError
+
+    cls = _config_classes()[words]
+    other = OTHER_FIELDS.get((words[0], param.name), {})
+    cls(**other, **{param.name: param.min}).validate()  # the CLI's minimum is a valid config value
+    if param.max is not None:
+        cls(**other, **{param.name: param.max}).validate()
+    if (words[0], param.name) in CLI_STRICTER:
+        return
+    below = param.min - 1 if _number_type(param) is int else param.min - max(abs(param.min), 1.0)
+    with pytest.raises(ConfigError):
+        cls(**other, **{param.name: below}).validate()

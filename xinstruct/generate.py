@@ -71,6 +71,9 @@ class GenerateConfig:
             (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
             (self.temperature >= 0, "temperature must be 0 (greedy) or more"),
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.round_id is None or self.round_id >= 1, "round_id must be at least 1"),
+            (self.tensor_parallel_size >= 1, "tensor_parallel_size must be at least 1"),
+            (self.pipeline_parallel_size >= 1, "pipeline_parallel_size must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
