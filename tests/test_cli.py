@@ -42,7 +42,12 @@ def _commands(group=None, prefix=()) -> list[tuple[tuple[str, ...], object]]:
 
 
 def _number_type(param) -> type | None:
-    """int or float when the option takes a number (Optional[...] unwrapped), else None."""
+    """int or float when the option takes a number (Optional[...] unwrapped), else None. Typer >= 0.20 keeps the
+    annotation on the parameter; older typer builds a click type (IntRange / FloatRange when bounded)."""
+    import click
+
+    if isinstance(getattr(param, "type", None), (click.types.IntParamType, click.types.FloatParamType)):
+        return int if isinstance(param.type, click.types.IntParamType) else float
     hint = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is typing.Union else [hint]
     kinds = [a for a in args if a in (int, float)]
@@ -50,6 +55,12 @@ def _number_type(param) -> type | None:
 
 
 NUMERIC = [(words, p) for words, cmd in _commands() for p in cmd.params if _number_type(p)]
+
+
+def _bounds(param) -> tuple:
+    """(min, max) of a numeric option; None where it has none."""
+    holder = param.type if hasattr(param, "type") and hasattr(param.type, "min") else param
+    return getattr(holder, "min", None), getattr(holder, "max", None)
 
 
 def _plain(output: str) -> str:
@@ -76,13 +87,14 @@ def test_the_command_tree_is_found():
 @pytest.mark.parametrize("words, param", NUMERIC, ids=[f"{' '.join(w)} {p.opts[0]}" for w, p in NUMERIC])
 def test_every_numeric_option_has_a_range_and_refuses_values_outside_it(words, param, tmp_path):
     kind = _number_type(param)
-    assert param.min is not None, (
+    lo, hi = _bounds(param)
+    assert lo is not None, (
         f"`xinstruct {' '.join(words)} {param.opts[0]}` takes a number but declares no minimum: add min=... "
         "(and max=... where there is one) to its typer.Option")
     cmd = dict(_commands())[words]
-    bad = [param.min - 1 if kind is int else param.min - max(abs(param.min), 1.0)]
-    if param.max is not None:
-        bad.append(param.max + 1)
+    bad = [lo - 1 if kind is int else lo - max(abs(lo), 1.0)]
+    if hi is not None:
+        bad.append(hi + 1)
     db = tmp_path / "missing.duckdb"
     for value in bad:
         result = runner.invoke(app, [*words, param.opts[0], str(value), *_required_args(cmd, tmp_path), "--db", str(db)]
@@ -91,7 +103,8 @@ def test_every_numeric_option_has_a_range_and_refuses_values_outside_it(words, p
         text = _plain(result.output)
         assert result.exit_code == 2, (value, text)
         assert f"Invalid value for '{param.opts[0]}'" in text, text
-        assert "greater than or equal to" in text or "less than or equal to" in text, text
+        # typer >= 0.20: "Input should be greater than or equal to 1"; click: "0 is not in the range x>=1"
+        assert "than or equal to" in text or "not in the range" in text, text
     assert list(tmp_path.iterdir()) == [], "a refused option must not write anything"
 
 
@@ -296,11 +309,12 @@ def test_cli_range_and_config_validation_agree(words, param):
 
     cls = _config_classes()[words]
     other = OTHER_FIELDS.get((words[0], param.name), {})
-    cls(**other, **{param.name: param.min}).validate()  # the CLI's minimum is a valid config value
-    if param.max is not None:
-        cls(**other, **{param.name: param.max}).validate()
+    lo, hi = _bounds(param)
+    cls(**other, **{param.name: lo}).validate()  # the CLI's minimum is a valid config value
+    if hi is not None:
+        cls(**other, **{param.name: hi}).validate()
     if (words[0], param.name) in CLI_STRICTER:
         return
-    below = param.min - 1 if _number_type(param) is int else param.min - max(abs(param.min), 1.0)
+    below = lo - 1 if _number_type(param) is int else lo - max(abs(lo), 1.0)
     with pytest.raises(ConfigError):
         cls(**other, **{param.name: below}).validate()
