@@ -318,3 +318,23 @@ def test_cli_range_and_config_validation_agree(words, param):
     below = lo - 1 if _number_type(param) is int else lo - max(abs(lo), 1.0)
     with pytest.raises(ConfigError):
         cls(**other, **{param.name: below}).validate()
+
+
+def test_where_exec_is_unavailable_the_signal_is_forwarded_to_the_server(tmp_path):
+    """The non-POSIX path of `xinstruct app`: the server runs as a child; SIGTERM to the parent reaches it."""
+    code = ("import os, sys; from pathlib import Path; from xinstruct.cli.review import _run_forwarding_signals; "
+            "sys.exit(_run_forwarding_signals([sys.executable, '-c', 'import time; time.sleep(600)'], dict(os.environ), "
+            "Path('.')))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not psutil.Process(proc.pid).children():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        child = psutil.Process(proc.pid).children()[0]
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(30)  # the parent waits for the server, then exits
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
