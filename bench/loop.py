@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from xinstruct import feedback, generate, refine  # noqa: E402
+from xinstruct import curate, feedback, generate, refine  # noqa: E402
 from xinstruct.auth import User  # noqa: E402
 from xinstruct.diversify import default_embedder  # noqa: E402
 from xinstruct.review import record_decision  # noqa: E402
@@ -106,6 +106,7 @@ def main() -> None:
         refine.run(store, refine.RefineConfig(rounds=1, variants=2, progress=False), model=base)
         review(store, 2, refs)
         report = feedback.round_report(store)
+        totals = curate.review_rates(store, ("round",))  # all languages of a round, by the one definition
         minutes = (time.perf_counter() - started) / 60
     print(f"\n## Loop: simulated two-round run ({platform.machine()}, {os.cpu_count()} cores, {date.today()}, "
           f"{minutes:.0f} min; calibration {result['calibration']})\n")
@@ -114,12 +115,9 @@ def main() -> None:
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in report:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    for rnd in (1, 2):
-        rows = [r for r in report if r["round"] == rnd]
-        n = sum(r["reviewed"] for r in rows)
-        acc = sum(r["acceptance_rate"] * r["reviewed"] for r in rows) / max(1, n)
-        ed = sum(r["edit_rate"] * r["reviewed"] for r in rows) / max(1, n)
-        print(f"| {rnd} | all | {n} | {acc:.3f} | {ed:.3f} | | | | |")
+    for (rnd,), t in sorted(totals.items()):
+        acc, ed = (f"{v:.3f}" if v is not None else "" for v in (t["acceptance_rate"], t["edit_rate"]))
+        print(f"| {rnd} | all | {t['decided']} | {acc} | {ed} | | | | |")
 
 
 if __name__ == "__main__":

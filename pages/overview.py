@@ -4,7 +4,7 @@ the instruction map and the most common instruction topics. Thin page: data from
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, curate, render
+from xinstruct import auth, curate, palette, render
 from xinstruct.curate import CandidateFilter
 
 user = auth.require("curator")
@@ -34,8 +34,7 @@ table = pd.DataFrame([{
     "mean edit distance": None if r["mean_edit_distance"] is None else round(r["mean_edit_distance"], 1),
 } for r in rows])
 st.dataframe(table, hide_index=True)
-st.caption("Acceptance = (accepted + edited) / decided; edit rate = edited / (accepted + edited); edit distance = "
-           "characters changed in the instruction, over edited pairs.")
+st.caption(curate.RATES_CAPTION)
 
 dropped = pd.DataFrame([{"language": render.lang_name(r["lang"]), "reason": reason, "documents": n}
                         for r in rows for reason, n in r["dropped"].items()])
@@ -51,7 +50,7 @@ status = pd.DataFrame([{"language": r["lang"], "status": s, "candidates": n}
 if status.empty:
     st.caption("No candidates yet.")
 else:
-    st.bar_chart(status, x="language", y="candidates", color="status", stack=True)
+    st.altair_chart(palette.stacked_bars(status, x="language", y="candidates", color="status"), width="stretch")
 
 filt = CandidateFilter(langs=tuple(langs or ()))
 left, right = st.columns(2)
@@ -61,21 +60,23 @@ with left:
     if hist.empty:
         st.caption("No scored candidates yet.")
     else:
-        st.bar_chart(hist, x="bin", y="candidates", color="decision", stack=True)
+        st.altair_chart(palette.stacked_bars(hist, x="bin", y="candidates", color="decision"), width="stretch")
 with right:
     st.subheader("Decisions per day")
     prog = curate.progress(store, langs)
     if prog.empty:
         st.caption("No decisions yet.")
     else:
-        st.bar_chart(prog, x="day", y="decisions", color="action", stack=True)
+        st.altair_chart(palette.stacked_bars(prog.assign(day=prog["day"].astype(str)), x="day", y="decisions",
+                                             color="action"), width="stretch")
 
 st.subheader("Instruction map")
 points = curate.embedding_map(store, filt)
 if points.empty:
     st.info(curate.EMPTY_MAP_MESSAGE)
 else:
-    st.scatter_chart(points, x="x", y="y", color="review_status")
+    st.altair_chart(palette.scatter(points, x="x", y="y", color="review_status", tooltip=["review_status", "lang"]),
+                    width="stretch")
     st.caption(f"{len(points)} instructions, PCA of their embeddings, coloured by review status.")
 
 st.subheader("Top instruction topics (verb and object)")

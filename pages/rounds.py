@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, feedback
+from xinstruct import auth, curate, feedback
 from xinstruct.errors import XInstructError
 
 user = auth.require("admin")
@@ -14,11 +14,22 @@ st.caption("Each round of review should need fewer corrections: acceptance up, e
            "evaluator-human AUC up.")
 
 report = pd.DataFrame(feedback.round_report(store))
+RATE_FORMATS = {"acceptance_rate": "percent", "edit_rate": "percent", "mean_edit_distance": "%.1f"}  # curate.review_rates'
+
+
+def rate_columns(columns) -> dict:
+    """Rates as percentages, distances with one decimal (as the Overview page shows them)."""
+    return {c: st.column_config.NumberColumn(c, format=RATE_FORMATS[c.split(" ")[0]])
+            for c in columns if c.split(" ")[0] in RATE_FORMATS}
+
+
+
 if report.empty:
     st.info("No reviewed candidates yet: the report appears after the first decisions.")
 else:
     st.subheader("Round report")
-    st.dataframe(report, hide_index=True, use_container_width=True)
+    st.dataframe(report, hide_index=True, use_container_width=True, column_config=rate_columns(report.columns))
+    st.caption(curate.RATES_CAPTION)
     rounds = sorted(report["round"].unique())
     if len(rounds) >= 2:
         last, prev = rounds[-1], rounds[-2]
@@ -26,7 +37,8 @@ else:
         both = report[report["round"] == last][cols].merge(
             report[report["round"] == prev][cols], on="lang", suffixes=(f" r{last}", f" r{prev}"))
         st.subheader(f"Round {last} against round {prev}")
-        st.dataframe(both, hide_index=True, use_container_width=True)
+        st.dataframe(both, hide_index=True, use_container_width=True,
+                     column_config=rate_columns(both.columns))
 
 st.subheader("Feedback")
 st.write("Fit the evaluator's calibration on the human decisions, collect refinement examples and generator data.")

@@ -94,9 +94,10 @@ def test_two_rounds_calibrate_retrain_and_report(store, tiny_lm, seed_file, mode
         rows = [r for (n, _), r in report.items() if n == rnd]
         reviewed = sum(r["reviewed"] for r in rows)
         assert reviewed == decided["accepted"] + decided["edited"] + decided["rejected"]
-        accepted = sum(r["acceptance_rate"] * r["reviewed"] for r in rows)
-        edited = sum(r["edit_rate"] * r["reviewed"] for r in rows)
-        assert round(accepted) == decided["accepted"] and round(edited) == decided["edited"]
+        # the one definition (curate.rates): acceptance = kept / decided, edit rate = edited / kept
+        kept = [r["acceptance_rate"] * r["reviewed"] for r in rows]
+        edited = sum((r["edit_rate"] or 0) * k for r, k in zip(rows, kept))
+        assert round(sum(kept)) == decided["accepted"] + decided["edited"] and round(edited) == decided["edited"]
         for r in rows:
             if r["edit_rate"]:
                 assert r["mean_edit_distance"] == pytest.approx(np.mean(decided["distances"]), abs=0.1)

@@ -114,6 +114,17 @@ def test_lang_and_limit_select_documents(store, seed_file):
     assert stats["generated"] == 2 and {r["lang"] for r in candidates(store)} == {"sw"}
 
 
+def test_limit_is_per_language_when_no_language_is_given(store, seed_file):
+    add_documents(store, [("sw", t) for t in SW] + [("fi", FI[0])])
+    fake = FakeModel(generate_fn=lambda p: ENGLISH)
+    stats = run(store, quiet(limit=2, batch_size=8, seed_files=[str(seed_file)]), model=fake)
+    # 2 Swahili documents and the only Finnish one, in one model call (batches mix languages), not 2 documents overall
+    assert stats["generated"] == 3 and len(fake.calls) == 1
+    assert sorted(r["lang"] for r in candidates(store)) == ["fi", "sw", "sw"]
+    stats = run(store, quiet(limit=2, batch_size=1, seed_files=[str(seed_file)]), model=fake)  # a rerun: 2 more sw
+    assert stats["generated"] == 2 and [r["lang"] for r in candidates(store)].count("sw") == 4
+
+
 def test_rerun_skips_done_documents_without_loading_a_model(store, seed_file):
     add_documents(store, [("sw", t) for t in SW[:2]])
     run(store, quiet(seed_files=[str(seed_file)]), model=FakeModel(generate_fn=lambda p: ENGLISH))

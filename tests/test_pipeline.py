@@ -23,6 +23,10 @@ def write(tmp_path, data) -> str:
     ({"stages": ["ingest", "train"]}, "unknown stage(s) train"),
     ({"refine": {"rounds": "three"}}, "refine.rounds"),
     ({"diversify": {"targt": 5}}, "unknown key(s) targt"),
+    ({"diversify": {"target": 0}}, "diversify: target must be at least 1 (got 0)"),
+    ({"refine": {"rounds": -1}}, "refine: rounds must be 0 (label only) or more (got -1)"),
+    ({"generate": {"batch_size": 0}}, "generate: batch_size must be at least 1"),
+    ({"ingest": {"min_chars": 500, "max_chars": 100}}, "ingest: max_chars (100) must be above min_chars (500)"),
 ])
 def test_config_errors_name_the_key_and_list_valid_ones(tmp_path, data, message):
     with pytest.raises((ConfigError, InputError), match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -57,6 +57,17 @@ def test_flawed_candidate_is_rewritten_then_good_and_history_is_kept(store):
     assert steps == [("generate", VAGUE, None), ("label", VAGUE, "flawed"), ("refine", GOOD, "good")]
 
 
+def test_limit_is_per_language(store):
+    rows = [{"lang": lang, "text": f"{text} {i}", "instruction": GOOD} for lang, text in (("sw", TEXT_SW), ("ur", TEXT_UR))
+            for i in range(3)]
+    add_candidates(store, rows)
+    stats = run(store, RefineConfig(rounds=0, limit=2, progress=False), model=scripted_model())
+    assert stats["labelled"] == 4  # 2 of each language, not 2 overall
+    with store.session() as tx:
+        assert dict(tx.all("SELECT lang, count(*) FROM candidates WHERE label IS NOT NULL GROUP BY lang")) == {"sw": 2, "ur": 2}
+    assert run(store, RefineConfig(rounds=0, limit=0, progress=False), model=scripted_model())["labelled"] == 0
+
+
 def test_refine_is_resumable_and_does_not_relabel(store):
     add_candidates(store, [{"lang": "sw", "text": TEXT_SW, "instruction": GOOD}])
     model = scripted_model()

@@ -58,8 +58,16 @@ def _check_type(value: Any, hint: Any) -> bool:
     return isinstance(value, hint) if isinstance(hint, type) else True
 
 
+def check(checks: list[tuple[bool, str]]) -> None:
+    """Raise a ConfigError with the first failed check's message (for the configs' validate methods)."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
 def from_dict(cls: type, data: dict | None, where: str) -> Any:
-    """Build `cls` from a mapping; unknown keys and wrong types are ConfigErrors naming the section and the valid keys."""
+    """Build `cls` from a mapping; unknown keys, wrong types and values out of range (the class's `validate`) are
+    ConfigErrors naming the section and the key."""
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
@@ -69,7 +77,13 @@ def from_dict(cls: type, data: dict | None, where: str) -> Any:
     for key, value in data.items():
         if not _check_type(value, hints[key]):
             raise ConfigError(f"{where}.{key}: {value!r} is not a {hints[key]} ({field_help(cls).get(key, '')})")
-    return cls(**data)
+    obj = cls(**data)
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+    return obj
 
 
 def override(cfg: Any, **flags: Any) -> Any:

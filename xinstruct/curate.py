@@ -25,7 +25,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -189,15 +189,61 @@ def _escape_like(text: str) -> str:
 # Overview
 # ---------------------------------------------------------------------------------------------------------------------
 EDIT_DISTANCE_SAMPLE = 2000
+RATES_CAPTION = ("Acceptance = (accepted + edited) / decided; edit rate = edited / (accepted + edited); edit distance = "
+                 f"characters changed in the instruction, mean over edited pairs (up to {EDIT_DISTANCE_SAMPLE:,} each).")
+_RATE_GROUPS = {"lang": "lang", "round": "round_id"}
+
+
+def rates(accepted: int, edited: int, rejected: int) -> dict[str, float | int | None]:
+    """The one definition of the review rates, used by every page, the round report and the dataset card.
+
+    decided = accepted + edited + rejected; acceptance = (accepted + edited) / decided (the pairs that go into the
+    data, as `--status accepted` exports them); edit rate = edited / (accepted + edited) (the share of kept pairs that
+    needed a correction). None where the denominator is 0."""
+    decided, kept = accepted + edited + rejected, accepted + edited
+    return {"decided": decided, "acceptance_rate": kept / decided if decided else None,
+            "edit_rate": edited / kept if kept else None}
+
+
+def review_rates(store: Store, by: Sequence[str] = ("lang",), langs: Iterable[str] | None = None) -> dict[tuple, dict]:
+    """Review rates per group (`by`: "lang" and/or "round"), keyed by the tuple of group values.
+
+    Each value: accepted, edited, rejected, decided, acceptance_rate, edit_rate (see `rates`) and mean_edit_distance:
+    the mean character Levenshtein distance between the generated instruction and the final one over edited pairs (at
+    most EDIT_DISTANCE_SAMPLE per group, a fixed sample by id hash, so that it stays cheap on a large store), None
+    without edits. Only groups with a decided candidate appear."""
+    unknown = [g for g in by if g not in _RATE_GROUPS]
+    if unknown or not by:
+        raise InputError(f"cannot group review rates by {', '.join(unknown) or 'nothing'}",
+                         hint=f"use {', '.join(_RATE_GROUPS)}")
+    cols = ", ".join(_RATE_GROUPS[g] for g in by)
+    want = list(langs) if langs is not None else None
+    lang_sql = f"AND lang IN ({', '.join('?' * len(want))})" if want else ""
+    with store.session() as tx:
+        counts = tx.all(
+            f"SELECT {cols}, count(*) FILTER (review_status = 'accepted'), count(*) FILTER (review_status = 'edited'), "
+            f"count(*) FILTER (review_status = 'rejected') FROM candidates "
+            f"WHERE review_status IN ('accepted', 'edited', 'rejected') {lang_sql} GROUP BY ALL", want or [])
+        distances = tx.all(
+            f"SELECT {cols}, avg(levenshtein(instruction, final_instruction)) FROM ("
+            f"  SELECT {cols}, instruction, final_instruction,"
+            f"         row_number() OVER (PARTITION BY {cols} ORDER BY hash(id), id) AS rn FROM candidates"
+            f"  WHERE review_status = 'edited' AND final_instruction IS NOT NULL AND instruction IS NOT NULL {lang_sql}"
+            f") WHERE rn <= ? GROUP BY ALL", [*(want or []), EDIT_DISTANCE_SAMPLE])
+    n = len(by)
+    dist = {tuple(r[:n]): float(r[n]) for r in distances}
+    out = {}
+    for r in counts:
+        key, (accepted, edited, rejected) = tuple(r[:n]), r[n:]
+        out[key] = {"accepted": accepted, "edited": edited, "rejected": rejected, **rates(accepted, edited, rejected),
+                    "mean_edit_distance": dist.get(key)}
+    return out
 
 
 def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
     """One row per language (those given, else those in the store), in LANGS order.
 
-    Rates: acceptance = (accepted + edited) / decided, where decided = accepted + edited + rejected; edit rate =
-    edited / (accepted + edited); mean edit distance = mean character Levenshtein distance between the generated
-    instruction and the final one over edited pairs (at most EDIT_DISTANCE_SAMPLE of them per language, a fixed
-    sample by id hash, so that it stays cheap on a large store).
+    Rates (decided, acceptance_rate, edit_rate, mean_edit_distance) come from `review_rates`, the one definition.
     Keys: lang, language, docs_kept, docs_dropped, dropped (dict reason -> n), candidates, labels (dict), status (dict),
     decided, acceptance_rate, edit_rate, mean_edit_distance.
     """
@@ -211,12 +257,7 @@ def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
         )
         labels = tx.all("SELECT lang, coalesce(label, ?), count(*) FROM candidates GROUP BY ALL", [UNLABELED])
         status = tx.all("SELECT lang, review_status, count(*) FROM candidates GROUP BY ALL")
-        edits = tx.all(
-            "SELECT lang, avg(levenshtein(instruction, final_instruction)), count(*) FROM ("
-            "  SELECT lang, instruction, final_instruction,"
-            "         row_number() OVER (PARTITION BY lang ORDER BY hash(id), id) AS rn FROM candidates"
-            "  WHERE review_status = 'edited' AND final_instruction IS NOT NULL AND instruction IS NOT NULL"
-            ") WHERE rn <= ? GROUP BY lang", [EDIT_DISTANCE_SAMPLE])
+    by_lang = review_rates(store, ("lang",), want)
     present = {r[0] for r in docs} | {r[0] for r in labels}
     codes = [c for c in LANGS if (c in want if want else c in present)]
     codes += sorted(c for c in present if c not in LANGS and not want)  # codes outside our ten, if any
@@ -228,9 +269,7 @@ def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
         lab.update({label: n for lang, label, n in labels if lang == code})
         stat = {k: 0 for k in STATUSES}
         stat.update({s: n for lang, s, n in status if lang == code})
-        decided = stat["accepted"] + stat["edited"] + stat["rejected"]
-        kept_pairs = stat["accepted"] + stat["edited"]
-        dist = next((d for lang, d, _ in edits if lang == code), None)
+        rated = by_lang.get((code,)) or {**rates(0, 0, 0), "mean_edit_distance": None}
         rows.append(
             {
                 "lang": code,
@@ -241,10 +280,10 @@ def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
                 "candidates": sum(lab.values()),
                 "labels": lab,
                 "status": stat,
-                "decided": decided,
-                "acceptance_rate": kept_pairs / decided if decided else None,
-                "edit_rate": stat["edited"] / kept_pairs if kept_pairs else None,
-                "mean_edit_distance": float(dist) if dist is not None else None,
+                "decided": rated["decided"],
+                "acceptance_rate": rated["acceptance_rate"],
+                "edit_rate": rated["edit_rate"],
+                "mean_edit_distance": rated["mean_edit_distance"],
             }
         )
     return rows

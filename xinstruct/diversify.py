@@ -34,6 +34,19 @@ class DiversifyConfig:
     distance_weight: float = 0.5  # in a cluster, pick the max of score - weight * distance to the centroid
     progress: bool = True
 
+    def validate(self) -> None:
+        """Refuse settings that would select nothing or fail half-way (target 0 would clear the selection)."""
+        from .config import check
+
+        check([
+            (self.target >= 1, f"target must be at least 1 (got {self.target})"),
+            (self.k is None or self.k >= 1, f"k must be at least 1 (got {self.k})"),
+            (self.algorithm in ("kmeans", "minibatch", "auto"), f"algorithm must be kmeans, minibatch or auto (got {self.algorithm!r})"),
+            (0 <= self.seed < 2**32, f"seed must be in 0..2**32-1 (got {self.seed})"),
+            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
+            (self.distance_weight >= 0, f"distance_weight must be 0 or more (got {self.distance_weight})"),
+        ])
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Embedding
@@ -162,6 +175,7 @@ def cluster_label(instructions: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 def run(store: Store, cfg: DiversifyConfig | None = None, embedder: Embedder | None = None) -> dict[str, Any]:
     cfg = cfg or DiversifyConfig()
+    cfg.validate()
     with store.session() as tx:
         langs = [cfg.lang] if cfg.lang else [r[0] for r in tx.all(
             "SELECT DISTINCT lang FROM candidates WHERE gen_status = 'ok' ORDER BY lang")]

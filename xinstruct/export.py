@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .curate import STATUSES, CandidateFilter
+from .curate import RATES_CAPTION, STATUSES, CandidateFilter
 from .errors import InputError
 from .langs import LANGS
 from .store import Store
@@ -437,6 +437,7 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
         if r:
             lines.append(f"| {code} | {r['decided']} | {_pct(r['acceptance_rate'])} | {_pct(r['edit_rate'])} | "
                          f"{_f(r['mean_edit_distance'])} |")
+    lines += ["", RATES_CAPTION]
     ag = facts["agreement"]
     if ag is not None and ag.multi_reviewed:
         lines += ["", f"Agreement between reviewers over {ag.multi_reviewed} pairs with two or more verdicts: "

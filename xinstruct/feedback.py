@@ -177,13 +177,16 @@ def new_round(store: Store, notes: str | None = None) -> dict:
 
 
 def round_report(store: Store) -> list[dict]:
-    """Per round and language: reviewed, acceptance rate, edit rate, mean edit distance, evaluator-human AUC, versions."""
+    """Per round and language: reviewed, acceptance rate, edit rate, mean edit distance (curate.review_rates, the one
+    definition every page and the dataset card use), evaluator-human AUC, versions."""
     from sklearn.metrics import roc_auc_score
 
+    from .curate import review_rates
+
+    rated = review_rates(store, ("round", "lang"))
     with store.session() as tx:
         rows = tx.dicts(
             "SELECT c.round_id, c.lang, c.review_status, c.score, c.model_version, "
-            "levenshtein(c.instruction, c.final_instruction) AS distance, "
             "r.generator, r.evaluator FROM candidates c LEFT JOIN rounds r ON r.id = c.round_id "
             "WHERE c.review_status IN ('accepted', 'edited', 'rejected') ORDER BY c.round_id, c.lang, c.id")
     groups: dict[tuple[int, str], list[dict]] = {}
@@ -191,19 +194,17 @@ def round_report(store: Store) -> list[dict]:
         groups.setdefault((r["round_id"], r["lang"]), []).append(r)
     report = []
     for (rnd, lang), items in sorted(groups.items()):
-        n = len(items)
         statuses = [i["review_status"] for i in items]
-        edits = [i for i in items if i["review_status"] == "edited"]
         labels = [human_label(s) for s in statuses]
+        r = rated[(rnd, lang)]
         scored = [(i["score"], y) for i, y in zip(items, labels) if i["score"] is not None]
         auc = None
         if len({y for _, y in scored}) == 2:
             auc = float(roc_auc_score([y for _, y in scored], [s for s, _ in scored]))
         report.append({
-            "round": rnd, "lang": lang, "reviewed": n,
-            "acceptance_rate": round(statuses.count("accepted") / n, 3),
-            "edit_rate": round(len(edits) / n, 3),
-            "mean_edit_distance": round(float(np.mean([e["distance"] or 0 for e in edits])), 1) if edits else 0.0,
+            "round": rnd, "lang": lang, "reviewed": r["decided"],
+            "acceptance_rate": r["acceptance_rate"], "edit_rate": r["edit_rate"],
+            "mean_edit_distance": r["mean_edit_distance"],
             "evaluator_auc": None if auc is None else round(auc, 3),
             "generator": items[0]["generator"] or items[0]["model_version"],
             "evaluator": items[0]["evaluator"] or "uncalibrated",

@@ -36,7 +36,7 @@ class GenerateConfig:
 
     # what
     lang: str | None = None  # only documents of this language (bn fi hi id sw ta th tr ur vi); None = all ten
-    limit: int | None = None  # at most this many documents in this run; None = all pending
+    limit: int | None = None  # at most this many documents per language in this run; None = all pending
     round_id: int | None = None  # round to generate for; None = the latest round in `rounds` (1 when there is none)
     # engine
     model: str | None = None  # model version name or folder; None = the embedded default (with its shipped adapter)
@@ -75,6 +75,9 @@ class GenerateConfig:
             (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
             (self.samples >= 1, "samples must be at least 1"),
             (self.sample_temperature > 0, "sample_temperature must be above 0"),
+            (self.round_id is None or self.round_id >= 1, "round_id must be at least 1"),
+            (self.tensor_parallel_size >= 1, "tensor_parallel_size must be at least 1"),
+            (self.pipeline_parallel_size >= 1, "pipeline_parallel_size must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -128,15 +131,29 @@ _PENDING = """
 
 
 def count_pending(store: Store, langs: Sequence[str], round_id: int) -> int:
-    sql = "SELECT count(*) " + _PENDING.format(langs=", ".join("?" * len(langs)))
-    with store.session() as tx:
-        return tx.scalar(sql, [*langs, round_id])
+    return sum(pending_by_lang(store, langs, round_id).values())
 
 
-def next_pending(store: Store, langs: Sequence[str], round_id: int, n: int) -> list[Doc]:
-    sql = "SELECT d.id, d.lang, d.text " + _PENDING.format(langs=", ".join("?" * len(langs))) + " ORDER BY d.lang, d.id LIMIT ?"
+def pending_by_lang(store: Store, langs: Sequence[str], round_id: int) -> dict[str, int]:
+    """Documents still to generate for, per language (languages with none are left out)."""
+    sql = "SELECT d.lang, count(*) " + _PENDING.format(langs=", ".join("?" * len(langs))) + " GROUP BY d.lang"
     with store.session() as tx:
-        return [Doc(*row) for row in tx.all(sql, [*langs, round_id, n])]
+        return {lang: int(n) for lang, n in tx.all(sql, [*langs, round_id])}
+
+
+def next_pending(store: Store, quota: dict[str, int], round_id: int, n: int) -> list[Doc]:
+    """Up to `n` pending documents, at most quota[lang] of each language, in (language, id) order."""
+    langs = [lang for lang in sorted(quota) if quota[lang] > 0]
+    if not langs or n <= 0:
+        return []
+    sql = ("SELECT id, lang, text FROM (SELECT d.id, d.lang, d.text, "
+           "row_number() OVER (PARTITION BY d.lang ORDER BY d.id) AS rn "
+           + _PENDING.format(langs=", ".join("?" * len(langs)))
+           + ") p WHERE rn <= CASE lang " + " ".join("WHEN ? THEN ?" for _ in langs) + " ELSE 0 END "
+           "ORDER BY lang, id LIMIT ?")
+    params = [*langs, round_id, *[x for lang in langs for x in (lang, quota[lang])], n]
+    with store.session() as tx:
+        return [Doc(*row) for row in tx.all(sql, params)]
 
 
 def pick_examples(pool: Sequence[SeedPair], k: int, key: str) -> list[SeedPair]:
@@ -187,8 +204,10 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
     cfg.validate()
     langs = [cfg.lang] if cfg.lang else list(LANGS)
     round_id = cfg.round_id or current_round(store)
-    total = count_pending(store, langs, round_id)
-    total = total if cfg.limit is None else min(total, cfg.limit)
+    # the limit is per language: a run over all ten languages with limit 3 generates for up to 3 documents of each
+    quota = {lang: n if cfg.limit is None else min(n, cfg.limit)
+             for lang, n in pending_by_lang(store, langs, round_id).items()}
+    total = sum(quota.values())
     stats: dict = {"round": round_id, "pending": total, "generated": 0, "written": 0, "ok": 0, "rejected": 0,
                    "reasons": Counter(), "new_tokens": 0, "seconds": 0.0}
     if total == 0:
@@ -204,9 +223,11 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
     stats.update(model=model.name, few_shot=k)
     with tqdm(total=total, unit="doc", desc="generate", disable=not cfg.progress) as bar:
         while stats["generated"] < total:
-            docs = next_pending(store, langs, round_id, min(cfg.batch_size, total - stats["generated"]))
+            docs = next_pending(store, quota, round_id, min(cfg.batch_size, total - stats["generated"]))
             if not docs:
                 break
+            for d in docs:
+                quota[d.lang] -= 1
             prompts = [build_generation_prompt(d.text, d.lang, pick_examples(pools.get(d.lang, ()), k, d.id),
                                                max_chars=cfg.max_text_chars) for d in docs]
             start = time.perf_counter()

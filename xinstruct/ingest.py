@@ -63,6 +63,20 @@ class IngestConfig:
     workers: int = 0  # processes analysing documents of large files (0 = one per core, 1 = none: all in this process)
     progress: bool = True  # show a progress bar
 
+    def validate(self) -> None:
+        from .config import check
+
+        if self.lang is not None:
+            self.lang = check_lang(self.lang)
+        check([
+            (self.min_chars >= 0, f"min_chars must be 0 or more (got {self.min_chars})"),
+            (self.max_chars > self.min_chars, f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"),
+            (0 < self.near_dup_threshold <= 1, f"near_dup_threshold must be in (0, 1] (got {self.near_dup_threshold})"),
+            (0 <= self.min_lang_confidence <= 1, f"min_lang_confidence must be in [0, 1] (got {self.min_lang_confidence})"),
+            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
+            (self.workers >= 0, f"workers must be 0 (one per core) or more (got {self.workers})"),
+        ])
+
 
 @dataclass
 class Issue:
@@ -190,6 +204,18 @@ def _record_from(obj: dict, line: int, path: Path, cfg: IngestConfig, issues: li
                   lang.lower() if isinstance(lang, str) else None, meta or None)
 
 
+def json_error(exc: Exception) -> str:
+    """A whole sentence for a JSON parse error: json's own messages stop at "at" ("Invalid control character at")
+    and leave the position to str(exc), which also repeats the line number we report ourselves."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return "nested too deeply"
+    where = f"column {exc.colno}" if exc.lineno == 1 else "the end of the line"  # the line's own line break
+    what = exc.msg if exc.msg.endswith(" at") else f"{exc.msg} at"
+    hint = (", a raw tab or line break inside a string must be written as \\t or \\n"
+            if "control character" in exc.msg else "")
+    return f"{what} {where}{hint}"
+
+
 def _read_jsonl(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) -> Iterator[Record]:
     with _open_bytes(path, gz) as fh:
         for line_no, raw in enumerate(fh, start=1):
@@ -204,8 +230,7 @@ def _read_jsonl(path: Path, gz: bool, cfg: IngestConfig, issues: list[Issue]) ->
             try:
                 obj = json.loads(text)
             except (json.JSONDecodeError, RecursionError) as exc:
-                msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-                issues.append(Issue(str(path), line_no, f"malformed JSON ({msg}), line skipped",
+                issues.append(Issue(str(path), line_no, f"malformed JSON: {json_error(exc)}; line skipped",
                                     "each line must be one JSON object"))
                 continue
             if not isinstance(obj, dict):
@@ -287,8 +312,7 @@ def ingest(store: Store, paths: Iterable[str | Path], cfg: IngestConfig | None =
     from tqdm import tqdm
 
     cfg = cfg or IngestConfig()
-    if cfg.lang is not None:
-        cfg.lang = check_lang(cfg.lang)
+    cfg.validate()
     stats = IngestStats()
     files = [Path(p) for p in paths]
     for path in files:  # refuse what cannot work before anything is written

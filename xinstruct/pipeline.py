@@ -7,7 +7,7 @@ it stopped. Example config (every key optional; unknown keys are errors):
     inputs: [corpus/sw.jsonl, corpus/ur.jsonl]   # relative to the config file
     stages: [ingest, generate, refine, diversify]
     ingest: {min_chars: 300}
-    generate: {limit: 100, batch_size: 8}
+    generate: {limit: 100, batch_size: 8}       # limit: documents per language
     refine: {rounds: 3}
     diversify: {target: 50}
 """

@@ -159,23 +159,26 @@ class RefineConfig:
     max_text_chars: int = 1500  # the text shown to the model is cut here (scores use the same cut)
     clean_responses: bool = False  # remove boilerplate lines from responses (never anything else)
     judge: str = "probs"  # probs: label from the score; text: the model writes a verdict (large models), parsed
-    limit: int | None = None  # at most this many candidates (for trials)
+    limit: int | None = None  # at most this many candidates per language (for trials); None = all
     progress: bool = True
 
     def validate(self) -> None:
-        from .errors import ConfigError
+        from .config import check
 
-        checks = [(self.rounds >= 0, "rounds must be 0 (label only) or more"),
-                  (self.batch_size >= 1, "batch_size must be at least 1"),
-                  (self.variants >= 1, "variants must be at least 1"),
-                  (self.limit is None or self.limit >= 1, "limit must be at least 1"),
-                  (self.evaluator in ("trained", "gain"), "evaluator must be trained or gain"),
-                  (self.judge in ("probs", "text"), "judge must be probs or text")]
-        for value, name in ((self.good_at, "good_at"), (self.bad_below, "bad_below")):
-            checks.append((value is None or 0 <= value <= 1, f"{name} must be between 0 and 1"))
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"refine: {message}")
+        check([
+            (self.rounds >= 0, f"rounds must be 0 (label only) or more (got {self.rounds})"),
+            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
+            (self.variants >= 1, f"variants must be at least 1 (got {self.variants})"),
+            (all(v is None or 0 <= v <= 1 for v in (self.bad_below, self.good_at)),
+             f"bad_below and good_at must be between 0 and 1 (got {self.bad_below}, {self.good_at})"),
+            (None in (self.bad_below, self.good_at) or self.bad_below <= self.good_at,
+             f"need bad_below <= good_at (got {self.bad_below}, {self.good_at})"),
+            (self.min_improvement >= 0, f"min_improvement must be 0 or more (got {self.min_improvement})"),
+            (self.max_text_chars >= 50, f"max_text_chars must be at least 50 (got {self.max_text_chars})"),
+            (self.evaluator in ("trained", "gain"), f"evaluator must be trained or gain (got {self.evaluator!r})"),
+            (self.judge in ("probs", "text"), f"judge must be probs or text (got {self.judge!r})"),
+            (self.limit is None or self.limit >= 0, f"limit must be 0 or more (got {self.limit})"),
+        ])
 
 
 class Evaluator:
@@ -306,13 +309,15 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
         version = judge.ev.name
     stats: dict[str, Any] = {"labelled": 0, "refined": 0, "unchanged": 0, "rounds": 0, "labels": {}}
     lang_sql, lang_params = ("AND lang = ?", [cfg.lang]) if cfg.lang else ("", [])
-    limit_sql = f"LIMIT {int(cfg.limit)}" if cfg.limit else ""
+    # the limit is per language, like generate's: the first `limit` candidates (by id) of each language
+    limit_sql = ("" if cfg.limit is None else
+                 f"QUALIFY row_number() OVER (PARTITION BY lang ORDER BY id) <= {int(cfg.limit)}")
 
     # 1. label what has no label yet
     with store.session() as tx:
         todo = tx.all(
             f"SELECT id, instruction, response, lang FROM candidates WHERE gen_status = 'ok' AND label IS NULL "
-            f"{lang_sql} ORDER BY id {limit_sql}", lang_params)
+            f"{lang_sql} {limit_sql} ORDER BY id", lang_params)
     bar = tqdm(total=len(todo), desc="refine: label", unit=" cand", disable=not cfg.progress, leave=False)
     for batch in _chunks(todo, cfg.batch_size):
         if cfg.clean_responses:
@@ -328,7 +333,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
         with store.session() as tx:
             flawed = tx.all(
                 f"SELECT id, instruction, response, lang, score, label_reason FROM candidates WHERE gen_status = 'ok' "
-                f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} ORDER BY id {limit_sql}", [rnd, *lang_params])
+                f"AND label = 'flawed' AND refine_rounds < ? {lang_sql} {limit_sql} ORDER BY id", [rnd, *lang_params])
         if not flawed:
             continue  # finished by an earlier, interrupted run: the next round may still have work
         if refiner is None:

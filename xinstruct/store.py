@@ -435,6 +435,13 @@ class Store:
             sh.cond.notify_all()
             time.sleep(0.05)  # let the waiting process take the lock
 
+    def has_data(self) -> bool:
+        """Whether anything beyond the schema was stored: documents, candidates, decisions, users or settings."""
+        with self.session() as tx:
+            return bool(tx.scalar(
+                "SELECT EXISTS (SELECT 1 FROM documents) OR EXISTS (SELECT 1 FROM candidates) "
+                "OR EXISTS (SELECT 1 FROM decisions) OR EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM settings)"))
+
     def close(self) -> None:
         """Close the file now if no session is open (the next session reopens it)."""
         if self.memory:

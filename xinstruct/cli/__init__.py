@@ -22,10 +22,11 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors (bad option values): typer >= 0.20 raises its own click's exceptions
         import click
 
-        if isinstance(exc, click.ClickException):
+        usage_error = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+        if isinstance(exc, usage_error) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..errors import InputError, XInstructError
 from ..store import Store, default_db_path
 
 app = typer.Typer(
@@ -25,9 +28,67 @@ DbOption = Annotated[
 ]
 
 
-def open_store(db: Path | None) -> Store:
-    timeout = float(os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120"))
-    return Store(db or default_db_path(), busy_timeout=timeout)
+def db_path(db: Path | None) -> Path:
+    """The database a command works on: --db, else $XINSTRUCT_DB, else store/xinstruct.duckdb."""
+    return Path(db or default_db_path())
+
+
+def open_store(db: Path | None, *, create: bool = False) -> Store:
+    """Open the command's database. Only commands that fill a new store (`migrate`, `ingest`, `run` with inputs,
+    `users add`, via `create=True`) may create it; every other command refuses a file that does not exist, so a
+    mistyped --db never leaves an empty database behind."""
+    path = db_path(db)
+    if not create and not path.exists():
+        raise InputError(
+            "no such database", path=str(path),
+            hint="check --db / $XINSTRUCT_DB; a new database is created by `xinstruct ingest FILES --lang xx --db PATH` "
+                 "or `xinstruct migrate --db PATH`")
+    return Store(path, busy_timeout=busy_timeout())
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for a database another process holds: $XINSTRUCT_BUSY_TIMEOUT, default 120."""
+    raw = os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise InputError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds",
+                         hint="set it to 0 or more, e.g. XINSTRUCT_BUSY_TIMEOUT=120, or unset it")
+    return value
+
+
+@contextmanager
+def new_or_existing_store(db: Path | None) -> Iterator[Store]:
+    """Open (or create) the database for a command that fills it. If the command fails and the database did not exist
+    before it, the new file is removed again when nothing was stored in it (a refused ingest leaves no file behind)."""
+    path = db_path(db).absolute()
+    existed = path.exists()
+    new_dirs = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # folders the Store will create
+    store = open_store(db, create=True)
+    try:
+        yield store
+    except (XInstructError, KeyboardInterrupt, typer.Abort):
+        if not existed:
+            _remove_if_empty(store, new_dirs)
+        raise
+
+
+def _remove_if_empty(store: Store, new_dirs: list[Path]) -> None:
+    try:
+        if store.has_data():
+            return
+    except XInstructError:
+        return  # cannot tell: keep the file
+    store.close()
+    for leftover in (Path(store.path), Path(f"{store.path}.wal")):
+        leftover.unlink(missing_ok=True)
+    for folder in new_dirs:  # innermost first
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (something else is there now): keep it and its parents
 
 
 def echo_table(rows: list[dict]) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from .. import ingest as ingest_mod
 from ..store import Store
-from ._app import DbOption, app, echo_table, open_store
+from ._app import DbOption, app, echo_table, new_or_existing_store, open_store
 
 
 @app.command()
@@ -19,21 +19,24 @@ def ingest(
     text_field: Annotated[str, typer.Option(help="Field with the document text.")] = "text",
     url_field: Annotated[str, typer.Option(help="Field with the source url.")] = "url",
     timestamp_field: Annotated[str, typer.Option(help="Field with the crawl time.")] = "timestamp",
-    min_chars: Annotated[int, typer.Option(help="Drop shorter documents.")] = 300,
-    max_chars: Annotated[int, typer.Option(help="Drop longer documents.")] = 3000,
-    workers: Annotated[int, typer.Option(help="Processes analysing large files (0 = one per core, 1 = none).")] = 0,
+    min_chars: Annotated[int, typer.Option(min=0, help="Drop shorter documents (characters).")] = 300,
+    max_chars: Annotated[int, typer.Option(min=1, help="Drop longer documents (characters).")] = 3000,
+    workers: Annotated[int, typer.Option(min=0, help="Processes analysing large files (0 = one per core, 1 = none).")] = 0,
     db: DbOption = None,
 ) -> None:
     """Read native web text, identify its language, filter, deduplicate and store it.
 
-    Every dropped document stays in the store with its reason. Re-ingesting a file adds nothing.
+    Every dropped document stays in the store with its reason. Re-ingesting a file adds nothing. Creates the database
+    when it does not exist; a refused file leaves no new database behind.
 
     Example: xinstruct ingest data/sw.jsonl.gz --lang sw
     """
     cfg = ingest_mod.IngestConfig(lang=lang, text_field=text_field, url_field=url_field,
                                   timestamp_field=timestamp_field, min_chars=min_chars, max_chars=max_chars,
                                   workers=workers)
-    stats = ingest_mod.ingest(open_store(db), paths, cfg)
+    cfg.validate()  # before the database is opened or created
+    with new_or_existing_store(db) as store:
+        stats = ingest_mod.ingest(store, paths, cfg)
     for issue in stats.issues[:50]:
         typer.echo(f"skipped: {issue}", err=True)
     if len(stats.issues) > 50:
@@ -59,7 +62,7 @@ def migrate(db: DbOption = None) -> None:
 
     Example: xinstruct migrate --db store/xinstruct.duckdb
     """
-    store = open_store(db)
+    store = open_store(db, create=True)
     typer.echo("migrations: " + ", ".join(store.migrations()))
 
 

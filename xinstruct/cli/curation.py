@@ -12,17 +12,17 @@ from .. import diversify as diversify_mod
 from .. import pipeline
 from .. import refine as refine_mod
 from ..config import describe, override
-from ._app import DbOption, app, open_store
+from ._app import DbOption, app, new_or_existing_store, open_store
 
 
 @app.command()
 def refine(
     lang: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
-    rounds: Annotated[int, typer.Option(help="Maximum label -> refine -> relabel rounds.")] = 3,
+    rounds: Annotated[int, typer.Option(min=0, help="Maximum label -> refine -> relabel rounds (0 = label only).")] = 3,
     model: Annotated[Optional[str], typer.Option(help="Evaluator/refiner: version name or folder (default: embedded).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="embedded | transformers | vllm.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Candidates per model call.")] = 8,
-    limit: Annotated[Optional[int], typer.Option(help="At most this many candidates (trials).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Candidates per model call.")] = 8,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many candidates per language (trials).")] = None,
     clean_responses: Annotated[bool, typer.Option(help="Remove boilerplate lines from responses (nothing else).")] = False,
     db: DbOption = None,
 ) -> None:
@@ -40,10 +40,10 @@ def refine(
 @app.command()
 def diversify(
     lang: Annotated[Optional[str], typer.Option(help="Only this language (default: each language separately).")] = None,
-    target: Annotated[int, typer.Option(help="Candidates to select per language.")] = 1000,
-    k: Annotated[Optional[int], typer.Option(help="Clusters (default: target).")] = None,
+    target: Annotated[int, typer.Option(min=1, help="Candidates to select per language.")] = 1000,
+    k: Annotated[Optional[int], typer.Option(min=1, help="Clusters per language (default: target).")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="sentence-transformers folder (default: embedded MiniLM).")] = None,
-    seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="k-means seed.")] = 0,
     db: DbOption = None,
 ) -> None:
     """Embed English instructions, cluster them, and select the best candidates spread over clusters.
@@ -60,8 +60,8 @@ def run(
     config: Annotated[Optional[Path], typer.Option(help="Pipeline YAML (see `xinstruct run --explain`).")] = None,
     lang: Annotated[Optional[list[str]], typer.Option(help="Languages (repeat); overrides the config.")] = None,
     stage: Annotated[Optional[list[str]], typer.Option(help="Stages to run (repeat); overrides the config.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="generate.limit override.")] = None,
-    target: Annotated[Optional[int], typer.Option(help="diversify.target override.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="generate.limit override: documents per language.")] = None,
+    target: Annotated[Optional[int], typer.Option(min=1, help="diversify.target override: candidates per language.")] = None,
     explain: Annotated[bool, typer.Option(help="Print every config key with its default and help, then exit.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -84,14 +84,18 @@ def run(
         cfg.generate = {**cfg.generate, "limit": limit}
     if target is not None:
         cfg.diversify = {**cfg.diversify, "target": target}
-    summary = pipeline.run(open_store(db), cfg, base, echo=typer.echo)
+    if "ingest" in cfg.stages and cfg.inputs:  # a run that ingests may create the database
+        with new_or_existing_store(db) as store:
+            summary = pipeline.run(store, cfg, base, echo=typer.echo)
+    else:
+        summary = pipeline.run(open_store(db), cfg, base, echo=typer.echo)
     typer.echo("summary: " + ", ".join(f"{s} {v['seconds']} s" for s, v in summary.items()))
 
 
 @app.command()
 def feedback(
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also train a new generator version on the accepted and edited pairs.")] = False,
-    epochs: Annotated[Optional[float], typer.Option(help="Training epochs (with --train).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(min=0.01, help="Training epochs (with --train), at least 0.01.")] = None,
     base: Annotated[Optional[str], typer.Option(help="Base model for training (default: embedded Gemma 3 270M).")] = None,
     db: DbOption = None,
 ) -> None:
@@ -122,8 +126,8 @@ app.add_typer(round_app, name="round")
 @round_app.command("new")
 def round_new(
     run_pipeline: Annotated[bool, typer.Option("--run/--no-run", help="Generate, refine and diversify for unused documents now.")] = True,
-    limit: Annotated[Optional[int], typer.Option(help="Documents per language to generate for.")] = None,
-    target: Annotated[Optional[int], typer.Option(help="Candidates to select per language.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Documents per language to generate for.")] = None,
+    target: Annotated[Optional[int], typer.Option(min=1, help="Candidates to select per language.")] = None,
     db: DbOption = None,
 ) -> None:
     """Start the next round with the latest generator and calibrated evaluator, and run it on unused documents.

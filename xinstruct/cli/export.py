@@ -19,13 +19,13 @@ def export_cmd(
              "comma-separated for several.")] = "accepted",
     lang: Annotated[Optional[list[str]], typer.Option(
         "--lang", help="Language code (repeat for several; default all).")] = None,
-    min_score: Annotated[Optional[float], typer.Option(help="Only pairs with an evaluator score at least this.")] = None,
+    min_score: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Only pairs with an evaluator score at least this (0-1).")] = None,
     format: Annotated[str, typer.Option("--format", help="jsonl (data.jsonl) | parquet (data.parquet) | hf (Parquet "
                                                           "shards that datasets.load_dataset(folder) opens).")] = "jsonl",
     template: Annotated[str, typer.Option(help="alpaca (instruction/input/output) | messages (chat turns).")] = "alpaca",
     no_answer_hint: Annotated[bool, typer.Option(
         "--no-answer-hint", help="Do not append ' Answer in <Language>.' to the instruction.")] = False,
-    shard_rows: Annotated[int, typer.Option(help="hf: rows per Parquet shard.")] = 500_000,
+    shard_rows: Annotated[int, typer.Option(min=1, help="hf: rows per Parquet shard.")] = 500_000,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit during the export (spills beyond).")] = "2GB",
     overwrite: Annotated[bool, typer.Option(help="Replace the files of an earlier export in --out.")] = False,
     db: DbOption = None,

@@ -19,21 +19,22 @@ app.add_typer(train_app, name="train")
 @app.command()
 def generate(
     lang: Annotated[Optional[str], typer.Option(help="Only documents of this language (bn fi hi id sw ta th tr ur vi).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="At most this many documents in this run.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        min=1, help="At most this many documents per language in this run (default: all pending).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model version name or folder (default: the embedded model).")] = None,
     backend: Annotated[Optional[str], typer.Option(
         help="embedded | transformers | vllm | llamacpp (default: embedded, or transformers with --model).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Documents per model call and per transaction.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1, help="Documents per model call and per transaction.")] = 8,
     seed: Annotated[Optional[list[Path]], typer.Option(
         "--seed", help="Seed file(s) for few-shot examples (default: the packaged seed set).")] = None,
-    few_shot: Annotated[Optional[int], typer.Option(
+    few_shot: Annotated[Optional[int], typer.Option(min=0,
         help="Seed examples per prompt (default: 2, or 0 for a trained backward model).")] = None,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest instruction in tokens.")] = 48,
-    round_id: Annotated[Optional[int], typer.Option("--round", help="Round to generate for (default: the latest).")] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest instruction in tokens.")] = 48,
+    round_id: Annotated[Optional[int], typer.Option("--round", min=1, help="Round to generate for (default: the latest).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
-    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per pipeline stage.")] = 1,
-    pipeline_parallel_size: Annotated[int, typer.Option(help="vllm: pipeline stages (across nodes with Ray).")] = 1,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per pipeline stage.")] = 1,
+    pipeline_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: pipeline stages (across nodes with Ray).")] = 1,
     distributed_backend: Annotated[Optional[str], typer.Option(
         help="vllm: 'ray' to use a Ray cluster (multi-node), 'mp' for one node.")] = None,
     db: DbOption = None,
@@ -69,13 +70,13 @@ def train_generator(
     lang: Annotated[Optional[list[str]], typer.Option(help="Train on these languages only (repeatable).")] = None,
     base: Annotated[str, typer.Option(help="Base model: gemma3-270m, a folder or a model version.")] = "gemma3-270m",
     lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapter (default) or full fine-tune.")] = True,
-    epochs: Annotated[float, typer.Option(help="Passes over the seed pairs.")] = 1.5,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
-    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Forward passes per optimizer step.")] = 2,
-    max_tokens: Annotated[int, typer.Option(help="Longest example in tokens (the text is cut, never the instruction).")] = 256,
-    holdout_every: Annotated[int, typer.Option(
+    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the seed pairs (at least 0.01).")] = 1.5,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = None,
+    lr: Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (above 0).")] = 2e-4,
+    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per forward pass.")] = 4,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")] = 2,
+    max_tokens: Annotated[int, typer.Option(min=32, help="Longest example in tokens (the text is cut, never the instruction).")] = 256,
+    holdout_every: Annotated[int, typer.Option(min=0,
         help="Hold out every N-th pair per language for evaluation (0 = train on all).")] = 0,
     fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = False,
     name: Annotated[Optional[str], typer.Option(help="Version name (default: backward-<data hash>).")] = None,

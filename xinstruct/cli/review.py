@@ -12,7 +12,7 @@ import typer
 
 from .. import auth
 from ..errors import InputError
-from ._app import DbOption, app, echo_table, open_store
+from ._app import DbOption, app, echo_table, new_or_existing_store, open_store
 
 users_app = typer.Typer(help="Reviewer, curator and admin accounts.\n\nExample: xinstruct users add amina --role reviewer "
                              "--langs sw", no_args_is_help=True)
@@ -34,7 +34,8 @@ def users_add(
     """
     if password is None:
         password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
-    user = auth.add_user(open_store(db), name, password, role, langs, replace=replace)
+    with new_or_existing_store(db) as store:
+        user = auth.add_user(store, name, password, role, langs, replace=replace)
     typer.echo(f"user {user.name} saved: role {user.role}, languages {','.join(user.langs) or 'all'}")
 
 
@@ -49,22 +50,68 @@ def users_list(db: DbOption = None) -> None:
 
 @app.command("app")
 def run_app(
-    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 to serve a network).")] = "localhost",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        help="Address to listen on: localhost (this machine only) or 0.0.0.0 (every network interface, so that "
+             "phones and laptops on the local network can open http://<this machine's address>:PORT).")] = "localhost",
     db: DbOption = None,
 ) -> None:
     """Start the review app (streamlit run app.py) on this database.
 
+    The command becomes the Streamlit server (exec): stopping it (Ctrl-C, or SIGTERM to its PID) stops the server.
+
     Example: xinstruct app --port 8501 --db store/xinstruct.duckdb
+    Example (reviewers' phones on the local network): xinstruct app --host 0.0.0.0 --port 8501
     """
     script = Path(__file__).resolve().parents[2] / "app.py"
     if not script.exists():
         raise InputError(f"app.py not found at {script}", hint="run from a checkout of xinstruct (app.py is at its root)")
     env = dict(os.environ)
-    if db is not None:
-        env["XINSTRUCT_DB"] = str(db.resolve())
-    open_store(Path(env["XINSTRUCT_DB"]) if env.get("XINSTRUCT_DB") else None)  # create / migrate before serving
+    store = open_store(db)  # refuses a database that does not exist; brings an old one to the latest schema
+    env["XINSTRUCT_DB"] = str(store.path)
+    store.close()  # the server opens the file itself (DuckDB admits one process per file)
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
            "--server.address", host, "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-    typer.echo(f"serving {script.name} on http://{host}:{port} with database {env.get('XINSTRUCT_DB', 'store/xinstruct.duckdb')}")
-    raise typer.Exit(subprocess.call(cmd, env=env, cwd=script.parent))
+    typer.echo(f"serving {script.name} on http://{host}:{port} with database {store.path}")
+    for url in lan_urls(host, port):
+        typer.echo(f"  from other devices on the network: {url}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.chdir(script.parent)
+        os.execve(sys.executable, cmd, env)  # same PID: a signal to `xinstruct app` reaches the server itself
+    raise typer.Exit(_run_forwarding_signals(cmd, env, script.parent))
+
+
+def lan_urls(host: str, port: int) -> list[str]:
+    """Addresses other devices can use when the app listens on every interface (best effort, no packet is sent)."""
+    if host not in ("0.0.0.0", "::"):
+        return []
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # UDP connect only picks the outgoing interface
+            address = s.getsockname()[0]
+    except OSError:
+        return []
+    return [] if address.startswith("127.") else [f"http://{address}:{port}"]
+
+
+def _run_forwarding_signals(cmd: list[str], env: dict, cwd: Path) -> int:
+    """Where exec is not available: run the server as a child, pass SIGTERM/SIGINT on and wait for it to end."""
+    import signal
+
+    child = subprocess.Popen(cmd, env=env, cwd=cwd)
+
+    def forward(signum, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # forwarded above; keep waiting for the server to finish
+            continue
