@@ -157,18 +157,32 @@ class TrainedEvaluator:
     hidden_mean: np.ndarray | None = None
     hidden_components: np.ndarray | None = None  # k x hidden_size
     metrics: dict | None = None
+    train: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # raw design matrix, y, weights it was fitted on
 
-    def design(self, rows: Sequence[dict[str, float]], hidden: np.ndarray | None) -> np.ndarray:
-        X = np.array([[r[f] for f in self.features] for r in rows], dtype=float)
+    @property
+    def columns(self) -> list[str]:
+        """The design's columns: the named features, then h0..h{k-1} (hidden-state components)."""
+        k = 0 if self.hidden_components is None else len(self.hidden_components)
+        return [*self.features, *(f"h{j}" for j in range(k))]
+
+    def raw(self, rows: Sequence[dict[str, float]], hidden: np.ndarray | None) -> np.ndarray:
+        X = np.array([[r[f] for f in self.features] for r in rows], dtype=float).reshape(len(rows), len(self.features))
         if self.hidden_components is not None:
             if hidden is None:
                 raise ValueError(f"evaluator {self.name} needs hidden states; this backend gives none")
             X = np.hstack([X, (hidden - self.hidden_mean) @ self.hidden_components.T])
-        return (X - self.mean) / self.scale
+        return X
+
+    def _p(self, X: np.ndarray) -> np.ndarray:
+        z = ((X - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
 
     def predict(self, rows: Sequence[dict[str, float]], hidden: np.ndarray | None = None) -> np.ndarray:
-        z = self.design(rows, hidden) @ self.coef + self.intercept
-        return 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+        return self._p(self.raw(rows, hidden))
+
+    def predict_stored(self, stored: Sequence[dict[str, float]]) -> np.ndarray:
+        """P(accept) from features as stored with a label (the named features and h0..h{k-1})."""
+        return self._p(np.array([[r[c] for c in self.columns] for r in stored], dtype=float))
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -177,6 +191,9 @@ class TrainedEvaluator:
         if self.hidden_components is not None:
             arrays |= {"hidden_mean": self.hidden_mean, "hidden_components": self.hidden_components}
         np.savez(folder / "weights.npz", **{k: v.astype(np.float32) for k, v in arrays.items()})
+        if self.train is not None:
+            X, y, w = self.train
+            np.savez_compressed(folder / "train.npz", X=X.astype(np.float32), y=y.astype(np.int8), w=w.astype(np.float32))
         meta = {"name": self.name, "feature_model": self.feature_model, "features": self.features,
                 "intercept": self.intercept, "metrics": self.metrics or {}}
         (folder / "evaluator.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -187,10 +204,15 @@ class TrainedEvaluator:
         folder = Path(folder)
         meta = json.loads((folder / "evaluator.json").read_text(encoding="utf-8"))
         w = np.load(folder / "weights.npz")
+        train = None
+        if (folder / "train.npz").exists():
+            t = np.load(folder / "train.npz")
+            train = (t["X"].astype(float), t["y"].astype(int), t["w"].astype(float))
         return cls(meta["name"], meta["feature_model"], meta["features"], w["mean"].astype(float),
                    w["scale"].astype(float), w["coef"].astype(float), float(meta["intercept"]),
                    w["hidden_mean"].astype(float) if "hidden_mean" in w else None,
-                   w["hidden_components"].astype(float) if "hidden_components" in w else None, meta.get("metrics"))
+                   w["hidden_components"].astype(float) if "hidden_components" in w else None, meta.get("metrics"),
+                   train)
 
 
 def fit(rows: Sequence[dict[str, float]], y: Sequence[int], *, features: Sequence[str], hidden: np.ndarray | None = None,
@@ -207,10 +229,39 @@ def fit(rows: Sequence[dict[str, float]], y: Sequence[int], *, features: Sequenc
         _, _, vt = np.linalg.svd(hidden - h_mean, full_matrices=False)
         h_comp = vt[:components]
         X = np.hstack([X, (hidden - h_mean) @ h_comp.T])
+    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=float)
+    return _fit_design(X, np.asarray(y), w, C, TrainedEvaluator(name, feature_model, list(features), None, None, None,
+                                                                 0.0, h_mean, h_comp, metrics={"C": C}))
+
+
+def _fit_design(X: np.ndarray, y: np.ndarray, w: np.ndarray, C: float, ev: TrainedEvaluator) -> TrainedEvaluator:
+    from sklearn.linear_model import LogisticRegression
+
     mean, scale = X.mean(0), X.std(0) + 1e-9
-    model = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, np.asarray(y), sample_weight=weights)
-    return TrainedEvaluator(name, feature_model, list(features), mean, scale, model.coef_[0], float(model.intercept_[0]),
-                            h_mean, h_comp)
+    model = LogisticRegression(C=C, max_iter=2000).fit((X - mean) / scale, y, sample_weight=w)
+    ev.mean, ev.scale, ev.coef, ev.intercept = mean, scale, model.coef_[0], float(model.intercept_[0])
+    ev.train = (X, y, w)
+    return ev
+
+
+HUMAN_WEIGHT = 2.0  # a store decision weighs this much against one row of the shipped training data
+
+
+def retrain(base: TrainedEvaluator, stored: Sequence[dict[str, float]], y: Sequence[int], *, name: str) -> TrainedEvaluator:
+    """`base` refitted on its own training data plus reviewed drafts (features as stored when they were labelled;
+    y = 1 when accepted as is). Same features and hidden-state projection, so stored features stay comparable."""
+    X_new = np.array([[r[c] for c in base.columns] for r in stored], dtype=float).reshape(len(stored), len(base.columns))
+    if base.train is not None:
+        X0, y0, w0 = base.train
+    else:
+        X0, y0, w0 = np.zeros((0, len(base.columns))), np.zeros(0, dtype=int), np.zeros(0)
+    X = np.vstack([X0, X_new])
+    yy = np.concatenate([y0, np.asarray(y, dtype=int)])
+    w = np.concatenate([w0, np.full(len(X_new), HUMAN_WEIGHT)])
+    C = float((base.metrics or {}).get("C", 1.0))
+    ev = TrainedEvaluator(name, base.feature_model, list(base.features), None, None, None, 0.0, base.hidden_mean,
+                          base.hidden_components, metrics=dict(base.metrics or {}))
+    return _fit_design(X, yy, w, C, ev)
 
 
 SHIPPED = Path(__file__).resolve().parent / "assets" / "evaluator"
@@ -219,6 +270,17 @@ SHIPPED = Path(__file__).resolve().parent / "assets" / "evaluator"
 def load_default() -> TrainedEvaluator | None:
     """The evaluator shipped with the package (xinstruct/assets/evaluator/), or None when there is none."""
     return TrainedEvaluator.load(SHIPPED) if (SHIPPED / "evaluator.json").exists() else None
+
+
+def current(store=None) -> TrainedEvaluator | None:
+    """The evaluator in use: the latest one `xinstruct feedback` retrained in this store, else the shipped one."""
+    if store is not None:
+        with store.session() as tx:
+            path = tx.scalar("SELECT path FROM model_versions WHERE kind = 'evaluator' ORDER BY created_at DESC, "
+                             "name DESC LIMIT 1")
+        if path and (Path(path) / "evaluator.json").exists():
+            return TrainedEvaluator.load(path)
+    return load_default()
 
 
 def load_feature_model(ev: TrainedEvaluator, device: str | None = None) -> Model:

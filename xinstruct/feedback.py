@@ -75,9 +75,10 @@ def _reviewed(store: Store, since_decision: int = 0) -> list[dict]:
     with store.session() as tx:
         return tx.dicts(
             "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.raw_score AS gain, c.ll_text, c.score, "
+            "c.features, "
             "c.instruction, c.response, c.final_instruction, c.final_response, d.text "
             "FROM candidates c JOIN documents d ON d.id = c.doc_id "
-            "WHERE c.review_status IN ('accepted', 'edited', 'rejected') AND c.p_good IS NOT NULL "
+            "WHERE c.review_status IN ('accepted', 'edited', 'rejected') "
             "AND EXISTS (SELECT 1 FROM decisions x WHERE x.candidate_id = c.id AND x.id > ?) ORDER BY c.id",
             [since_decision])
 
@@ -108,7 +109,7 @@ def feedback(store: Store, *, train: bool = False, train_config=None, out_dir: s
     out.mkdir(parents=True, exist_ok=True)
     # 1. calibration on everything reviewed so far (more data, same no-leakage split by candidate)
     rows = _reviewed(store)
-    languages = calibrate(rows)
+    languages = calibrate([r for r in rows if r["p_good"] is not None])  # the gain evaluator's measurements
     name = f"calibration-r{rnd}-{stamp}"
     if any(v["calibration"] for v in languages.values()):
         store.write(lambda tx: tx.execute(
@@ -127,7 +128,9 @@ def feedback(store: Store, *, train: bool = False, train_config=None, out_dir: s
     examples_path = _write_jsonl(out / f"refine_examples-r{rnd}-{stamp}.jsonl", edits)
     seed_path = _write_jsonl(out / f"seed-r{rnd}-{stamp}.jsonl", pairs)
     store.set_setting("feedback.last_decision", str(last))
-    result: dict[str, Any] = {"calibration": name, "languages": languages, "refine_examples": len(edits),
+    evaluator_version = retrain_evaluator(store, rows, f"evaluator-r{rnd}-{stamp}")
+    result: dict[str, Any] = {"calibration": name, "languages": languages, "evaluator": evaluator_version,
+                              "refine_examples": len(edits),
                               "generator_pairs": len(pairs), "files": [str(examples_path), str(seed_path)],
                               "generator": None}
     if train and pairs:
@@ -137,6 +140,42 @@ def feedback(store: Store, *, train: bool = False, train_config=None, out_dir: s
         cfg.seed_files = [*cfg.seed_files, *_all_feedback_seed(out)] if cfg.seed_files else _packaged_plus(out)
         result["generator"] = train_generator(store, cfg)
     return result
+
+
+MIN_RETRAIN = 20  # reviewed drafts with the trained evaluator's features (and both outcomes) before it is retrained
+
+
+def retrain_evaluator(store: Store, rows: list[dict], name: str) -> dict | None:
+    """Retrain the trained evaluator on its shipped training data plus the store's human decisions (accepted as is =
+    1), fitted on one half of the reviewed drafts (split by candidate id) and measured on the other half beside the
+    evaluator that labelled them; registered as a model version of kind 'evaluator', which later labelling uses."""
+    from sklearn.metrics import roc_auc_score
+
+    from . import evaluator as trained
+    from .models.hf import models_root
+
+    base = trained.current(store)
+    reviewed = [r for r in rows if r.get("features")]
+    if base is None or len(reviewed) < MIN_RETRAIN:
+        return None
+    feats = [json.loads(r["features"]) if isinstance(r["features"], str) else r["features"] for r in reviewed]
+    y = np.array([human_label(r["review_status"]) for r in reviewed], dtype=int)
+    test = np.array([in_test_half(r["id"]) for r in reviewed])
+    if len(set(y[~test])) < 2:
+        return None
+    new = trained.retrain(base, [f for f, t in zip(feats, test) if not t], y[~test], name=name)
+    report = {"reviewed": len(reviewed), "n_train": int((~test).sum()), "n_test": int(test.sum())}
+    if len(set(y[test])) == 2:
+        held = [f for f, t in zip(feats, test) if t]
+        report["auc_before"] = round(float(roc_auc_score(y[test], base.predict_stored(held))), 3)
+        report["auc_after"] = round(float(roc_auc_score(y[test], new.predict_stored(held))), 3)
+    new = trained.retrain(base, feats, y, name=name)  # the version in use learns from every decision
+    new.metrics = {**(base.metrics or {}), "retrained": report}
+    folder = new.save(models_root() / name)
+    store.write(lambda tx: tx.execute(
+        "INSERT INTO model_versions (name, kind, path, metrics) VALUES (?, 'evaluator', ?, ?)",
+        [name, str(folder), to_json(report)]))
+    return {"name": name, **report}
 
 
 def _packaged_plus(out: Path) -> list[str]:

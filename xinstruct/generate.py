@@ -219,7 +219,7 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
     sampling_json = to_json({**params.as_dict(), "few_shot": k, "max_text_chars": cfg.max_text_chars,
                              **({"samples": cfg.samples, "sample_temperature": cfg.sample_temperature}
                                 if cfg.samples > 1 else {})})
-    chooser = DraftChooser(model, cfg) if cfg.samples > 1 else None
+    chooser = DraftChooser(model, cfg, store) if cfg.samples > 1 else None
     stats.update(model=model.name, few_shot=k)
     with tqdm(total=total, unit="doc", desc="generate", disable=not cfg.progress) as bar:
         while stats["generated"] < total:
@@ -248,11 +248,11 @@ class DraftChooser:
     """Best of several drafts per document: the first (as configured) plus `samples - 1` sampled ones, each parsed;
     the trained evaluator (which sees the grounding check) scores the ones that parse and the best is kept."""
 
-    def __init__(self, model: Model, cfg: GenerateConfig):
+    def __init__(self, model: Model, cfg: GenerateConfig, store: Store | None = None):
         from . import evaluator as trained
 
         self.model, self.cfg = model, cfg
-        self.ev = trained.load_default()
+        self.ev = trained.current(store)
         if self.ev is None:
             raise ConfigError("samples > 1 needs the trained evaluator, and none is shipped with this installation")
         same = self.ev.feature_model == getattr(model, "name", None)

@@ -237,8 +237,9 @@ class TrainedJudge:
         return out
 
 
-def make_judge(cfg: RefineConfig, model: Model | None = None):
-    """The configured evaluator over `model` (default: the model it was trained with, or the embedded base model)."""
+def make_judge(cfg: RefineConfig, model: Model | None = None, store: Store | None = None):
+    """The configured evaluator over `model` (default: the model it was trained with, or the embedded base model);
+    the trained evaluator is the latest one `xinstruct feedback` retrained in `store`, else the shipped one."""
     if cfg.evaluator == "gain":
         return Evaluator(model or load_evaluator(cfg), cfg)
     if cfg.evaluator != "trained":
@@ -247,7 +248,7 @@ def make_judge(cfg: RefineConfig, model: Model | None = None):
         raise ConfigError(f"refine: evaluator must be trained or gain, not {cfg.evaluator!r}")
     from . import evaluator as trained
 
-    ev = trained.load_default()
+    ev = trained.current(store)
     if ev is None:
         from .errors import ConfigError
 
@@ -301,7 +302,7 @@ def run(store: Store, cfg: RefineConfig | None = None, model: Model | None = Non
 
     cfg = cfg or RefineConfig()
     cfg.validate()
-    judge = make_judge(cfg, model)
+    judge = make_judge(cfg, model, store)
     if isinstance(judge, Evaluator):
         judge.calibrations, calibration_name = load_calibrations(store)
         version = judge.model.name + (f"+{calibration_name}" if calibration_name else "")

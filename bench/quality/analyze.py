@@ -1,10 +1,11 @@
 """Choose and fit the trained evaluator on the dev split; measure it and the earlier gain score on the test split.
 
-Feature sets are compared by 5-fold cross-validation on dev only (ROC-AUC, accept vs rest); the chosen one is refitted
-on all of dev (plus hard negatives from the packaged seed pairs when --synthetic names their features file) and
-measured once on test, beside the gain score of the earlier evaluator on the same candidates.
+Training data: dev drafts (accept = 1, edit or reject = 0), the gold instructions readers wrote for dev paragraphs
+(accept), and packaged seed pairs with hard negatives made from them. Feature sets and data weights are compared by
+5-fold cross-validation over dev drafts only (a fold's gold pairs leave with it); the best is refitted on all the
+training data and measured once on the test split, beside the earlier gain score on the same candidates.
 
-    .venv/bin/python bench/quality/analyze.py --tag v1 [--synthetic bench/out/quality/features-seed.npz] [--save]
+    .venv/bin/python bench/quality/analyze.py --tag v1 [--save]
 """
 
 from __future__ import annotations
@@ -19,71 +20,91 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 OUT = HERE.parents[0] / "out" / "quality"
+SCALAR = ["fit", "prior", "pmi", "grounded", "missing", "log_words", "refers_to_text", "question"]
 
 
-def rows_for(items: list[dict], feats: dict, model: str) -> tuple[list[dict], np.ndarray]:
+def load_feats(*names: str) -> dict[str, dict]:
+    """id -> {fit, prior, hidden, gain} over the named feature files."""
+    out = {}
+    for name in names:
+        path = OUT / f"features-{name}.npz"
+        if not path.exists():
+            continue
+        f = np.load(path)
+        for i, k in enumerate(f["id"].tolist()):
+            out[k] = {"fit": float(f["gen_fit"][i]), "prior": float(f["gen_prior"][i]), "hidden": f["gen_hidden"][i],
+                      "gain": float(f["gain"][i]) if "gain" in f.files else float("nan")}
+    return out
+
+
+def featurize(items: list[dict], feats: dict[str, dict]) -> tuple[list[dict], np.ndarray]:
     from xinstruct.evaluator import ModelSignals, feature_dict
 
-    index = {k: i for i, k in enumerate(feats["id"].tolist())}
     rows, hidden = [], []
     for it in items:
-        i = index[it["id"]]
-        sig = ModelSignals(float(feats[f"{model}_fit"][i]), float(feats[f"{model}_prior"][i]), feats[f"{model}_hidden"][i])
-        r = feature_dict(it["instruction"], it["text"], it["lang"], sig)
-        r["gain"] = float(feats["gain"][i]) if "gain" in feats else 0.0
-        rows.append(r)
-        hidden.append(sig.hidden)
+        f = feats[it["id"]]
+        sig = ModelSignals(f["fit"], f["prior"], f["hidden"])
+        rows.append(feature_dict(it["instruction"], it["text"], it["lang"], sig))
+        hidden.append(f["hidden"])
     return rows, np.stack(hidden)
 
 
-def cv_auc(rows, hidden, y, features, components, C, folds=5, seed=0, extra=None) -> float:
+def train_set(drafts, golds, seeds, feats, w_gold, w_seed):
+    items = drafts + (golds if w_gold else []) + (seeds if w_seed else [])
+    rows, hidden = featurize(items, feats)
+    y = np.array([it["label"] == "accept" for it in items], dtype=int)
+    w = np.array([1.0] * len(drafts) + [w_gold] * (len(golds) if w_gold else 0) + [w_seed] * (len(seeds) if w_seed else 0))
+    return rows, hidden, y, w
+
+
+def cv(drafts, golds, seeds, feats, *, features, components, C, w_gold, w_seed, folds=5, seed=0):
     from sklearn.metrics import roc_auc_score
 
     from xinstruct.evaluator import fit
 
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(len(y)) % folds
-    pred = np.zeros(len(y))
+    fold = np.random.default_rng(seed).permutation(len(drafts)) % folds
+    pred = np.zeros(len(drafts))
     for k in range(folds):
-        tr, te = fold != k, fold == k
-        R = [r for r, t in zip(rows, tr) if t]
-        H, Y, W = hidden[tr], y[tr], np.ones(int(tr.sum()))
-        if extra is not None:
-            er, eh, ey, ew = extra
-            R, H, Y, W = R + er, np.vstack([H, eh]), np.concatenate([Y, ey]), np.concatenate([W, ew])
-        ev = fit(R, Y, features=features, hidden=H, components=components, C=C, weights=W)
-        pred[te] = ev.predict([r for r, t in zip(rows, te) if t], hidden[te])
-    return float(roc_auc_score(y, pred))
+        tr = [d for d, f in zip(drafts, fold) if f != k]
+        te = [d for d, f in zip(drafts, fold) if f == k]
+        keep = {d["id"] for d in tr}
+        g = [x for x in golds if x["id"].removeprefix("gold-") in keep]
+        rows, hidden, y, w = train_set(tr, g, seeds, feats, w_gold, w_seed)
+        ev = fit(rows, y, features=features, hidden=hidden, components=components, C=C, weights=w)
+        r, h = featurize(te, feats)
+        pred[fold == k] = ev.predict(r, h)
+    y = np.array([d["label"] == "accept" for d in drafts], dtype=int)
+    u = np.array([d["label"] != "reject" for d in drafts], dtype=int)
+    return round(float(roc_auc_score(y, pred)), 3), round(float(roc_auc_score(u, pred)), 3)
 
 
 def main() -> None:
-    from labels import table
+    from labels import read_jsonl, table
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tag", default="v1")
-    ap.add_argument("--features", default=None)
-    ap.add_argument("--synthetic", default=None)
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args()
-    items = table(args.tag)
-    feats = dict(np.load(args.features or OUT / f"features-{args.tag}.npz"))
-    have = set(feats["id"].tolist())
-    items = [it for it in items if it["id"] in have]
-    dev = [it for it in items if it["split"] == "dev"]
+    feats = load_feats(args.tag, "seed", f"gold-{args.tag}")
+    items = [it for it in table(args.tag) if it["id"] in feats]
+    drafts = [it for it in items if it["split"] == "dev"]
     test = [it for it in items if it["split"] == "test"]
-    y_dev = np.array([it["label"] == "accept" for it in dev], dtype=int)
-    print(f"dev {len(dev)} (accept {y_dev.sum()}), test {len(test)}")
-    scalar = ["fit", "prior", "pmi", "grounded", "missing", "log_words", "refers_to_text", "question"]
+    golds = [g for g in read_jsonl(OUT / f"extra-gold-{args.tag}.jsonl") if g["id"] in feats]
+    seeds = [s for s in read_jsonl(OUT / "extra-seed.jsonl") if s["id"] in feats]
+    print(f"dev drafts {len(drafts)} (accept {sum(d['label'] == 'accept' for d in drafts)}), golds {len(golds)}, "
+          f"seed rows {len(seeds)}, test {len(test)} (accept {sum(d['label'] == 'accept' for d in test)})")
     results = {}
-    for model in ("gen", "base"):
-        rows, hidden = rows_for(dev, feats, model)
-        for name, fs, k in [("gain", ["gain"], 0), ("scalar", scalar, 0), ("scalar+gain", scalar + ["gain"], 0),
-                            ("scalar+h8", scalar, 8), ("scalar+h16", scalar, 16), ("scalar+h32", scalar, 32),
-                            ("grounding+surface", scalar[3:], 0)]:
-            for C in (0.1, 1.0):
-                results[f"{model}:{name}:C={C}"] = round(cv_auc(rows, hidden, y_dev, fs, k, C), 3)
-    for k, v in sorted(results.items(), key=lambda kv: -kv[1]):
-        print(f"{v:.3f}  {k}")
+    for fs_name, fs, k in [("scalar", SCALAR, 0), ("scalar+h8", SCALAR, 8), ("scalar+h16", SCALAR, 16),
+                           ("grounding+surface", SCALAR[3:], 0), ("model-only", SCALAR[:3], 0)]:
+        for w_gold in (0.0, 0.5):
+            for w_seed in (0.0, 0.3):
+                for C in (0.1, 1.0):
+                    key = f"{fs_name} gold={w_gold} seed={w_seed} C={C}"
+                    results[key] = cv(drafts, golds, seeds, feats, features=fs, components=k, C=C, w_gold=w_gold,
+                                      w_seed=w_seed)
+    for key, (a, u) in sorted(results.items(), key=lambda kv: -kv[1][0]):
+        print(f"accept {a:.3f}  usable {u:.3f}  {key}")
+    OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"cv-{args.tag}.json").write_text(json.dumps(results, indent=1))
 
 
