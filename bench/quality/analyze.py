@@ -25,16 +25,19 @@ SCALAR = ["fit", "prior", "pmi", "grounded", "missing", "log_words", "refers_to_
 
 def load_feats(*names: str) -> dict[str, dict]:
     """id -> {fit, prior, hidden, gain} over the named feature files."""
-    out = {}
+    out: dict[str, dict] = {}
     for name in names:
         path = OUT / f"features-{name}.npz"
         if not path.exists():
             continue
         f = np.load(path)
         for i, k in enumerate(f["id"].tolist()):
-            out[k] = {"fit": float(f["gen_fit"][i]), "prior": float(f["gen_prior"][i]), "hidden": f["gen_hidden"][i],
-                      "gain": float(f["gain"][i]) if "gain" in f.files else float("nan")}
-    return out
+            row = out.setdefault(k, {"gain": float("nan")})
+            if "gen_fit" in f.files:
+                row.update(fit=float(f["gen_fit"][i]), prior=float(f["gen_prior"][i]), hidden=f["gen_hidden"][i])
+            if "gain" in f.files and not np.isnan(f["gain"][i]):
+                row["gain"] = float(f["gain"][i])
+    return {k: v for k, v in out.items() if "fit" in v}
 
 
 def featurize(items: list[dict], feats: dict[str, dict]) -> tuple[list[dict], np.ndarray]:
@@ -85,7 +88,7 @@ def main() -> None:
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args()
-    feats = load_feats(args.tag, "seed", f"gold-{args.tag}")
+    feats = load_feats(f"{args.tag}-gen", f"{args.tag}-gain", "seed", f"gold-{args.tag}")
     items = [it for it in table(args.tag) if it["id"] in feats]
     drafts = [it for it in items if it["split"] == "dev"]
     test = [it for it in items if it["split"] == "test"]
