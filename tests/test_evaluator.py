@@ -46,3 +46,50 @@ def test_fit_save_load_predict_round_trip(tmp_path):
     np.testing.assert_allclose(again.predict(rows, hidden), p, atol=1e-5)  # stored as float32
     with pytest.raises(ValueError, match="needs hidden states"):
         again.predict(rows, None)
+
+
+def _scalar_evaluator(name="t", feature_model="fake-1"):
+    """An evaluator fitted on hand-made rows: high pmi and every name found -> accepted."""
+    rng = np.random.default_rng(1)
+    rows, y = [], []
+    for _ in range(200):
+        ok = int(rng.integers(0, 2))
+        rows.append({"fit": -2.0 + ok + rng.normal(0, 0.3), "prior": -3.0 + rng.normal(0, 0.3),
+                     "pmi": ok * 1.0 + rng.normal(0, 0.3), "grounded": float(ok or rng.integers(0, 2)),
+                     "missing": float(0 if ok else rng.integers(0, 2)), "log_words": 2.0, "refers_to_text": 0.0,
+                     "question": 0.0})
+        y.append(ok)
+    return evaluator.fit(rows, y, features=["fit", "prior", "pmi", "grounded", "missing", "log_words", "refers_to_text",
+                                            "question"], name=name, feature_model=feature_model)
+
+
+def test_assess_through_a_real_model_and_the_grounding_check(tmp_path):
+    """The whole path on a real transformers backend (a tiny Llama): signals, grounding, features, probability."""
+    from tests.test_models import build_tiny_lm
+    from xinstruct.models.hf import TransformersModel
+
+    model = TransformersModel.load(build_tiny_lm(tmp_path / "lm"), device="cpu", batch_size=2)
+    ev = _scalar_evaluator(feature_model=model.name)
+    text = "Dar es Salaam ni mji mkubwa zaidi nchini Tanzania na bandari muhimu ya Afrika Mashariki."
+    out = evaluator.assess(ev, model, [("Describe the port city of Dar es Salaam in Tanzania.", text, "sw"),
+                                       ("Describe the port city of Mombasa in Kenya.", text, "sw")])
+    assert [o.missing for o in out] == [[], ["Mombasa", "Kenya"]]
+    assert "'Mombasa'" in out[1].grounding_message and out[0].grounding_message == ""
+    assert all(0 < o.p_accept < 1 and np.isfinite(o.features["pmi"]) for o in out)
+    assert out[0].p_accept > out[1].p_accept  # same model signals up to the names: grounding decides
+    # stored features give the same probability as the live path (what `xinstruct feedback` retrains on)
+    np.testing.assert_allclose(ev.predict_stored([o.features for o in out]), [o.p_accept for o in out], atol=1e-9)
+
+
+def test_retrain_learns_from_human_decisions(tmp_path):
+    base = _scalar_evaluator()
+    # reviewers in this store accept drafts with a question mark, which the shipped data never saw
+    stored = [{**{c: 0.0 for c in base.columns}, "question": float(q), "pmi": 0.5, "grounded": 1.0} for q in (0, 1) * 40]
+    y = [q for q in (0, 1) * 40]
+    new = evaluator.retrain(base, stored, y, name="r1")
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, new.predict_stored(stored)) > roc_auc_score(y, base.predict_stored(stored)) + 0.3
+    assert new.train[0].shape[0] == base.train[0].shape[0] + len(stored)
+    again = evaluator.TrainedEvaluator.load(new.save(tmp_path / "r1"))
+    np.testing.assert_allclose(again.predict_stored(stored), new.predict_stored(stored), atol=1e-5)

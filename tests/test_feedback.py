@@ -59,7 +59,7 @@ def scripted_review(store, round_id):
 def run_round(store, round_id, model):
     for lang in LANGS:
         generate.run(store, generate.GenerateConfig(lang=lang, limit=7, round_id=round_id, progress=False), model=model)
-    refine.run(store, refine.RefineConfig(rounds=1, progress=False), model=model)
+    refine.run(store, refine.RefineConfig(rounds=1, evaluator="gain", progress=False), model=model, refiner=model)
 
 
 def test_two_rounds_calibrate_retrain_and_report(store, tiny_lm, seed_file, models_dir, tmp_path):  # noqa: F811

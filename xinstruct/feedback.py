@@ -217,10 +217,10 @@ def new_round(store: Store, notes: str | None = None) -> dict:
 
 def round_report(store: Store) -> list[dict]:
     """Per round and language: reviewed, acceptance rate, edit rate, mean edit distance (curate.review_rates, the one
-    definition every page and the dataset card use), evaluator-human AUC, versions."""
-    from sklearn.metrics import roc_auc_score
-
+    definition every page and the dataset card use), the evaluator's agreement with the reviewers (quality.agreement,
+    the one definition `xinstruct eval labels` and the review page use: ROC-AUC accept vs the rest), versions."""
     from .curate import review_rates
+    from .quality import STATUS_TO_LABEL, agreement
 
     rated = review_rates(store, ("round", "lang"))
     with store.session() as tx:
@@ -233,18 +233,13 @@ def round_report(store: Store) -> list[dict]:
         groups.setdefault((r["round_id"], r["lang"]), []).append(r)
     report = []
     for (rnd, lang), items in sorted(groups.items()):
-        statuses = [i["review_status"] for i in items]
-        labels = [human_label(s) for s in statuses]
         r = rated[(rnd, lang)]
-        scored = [(i["score"], y) for i, y in zip(items, labels) if i["score"] is not None]
-        auc = None
-        if len({y for _, y in scored}) == 2:
-            auc = float(roc_auc_score([y for _, y in scored], [s for s, _ in scored]))
+        auc = agreement([STATUS_TO_LABEL[i["review_status"]] for i in items], [i["score"] for i in items]).auc_accept
         report.append({
             "round": rnd, "lang": lang, "reviewed": r["decided"],
             "acceptance_rate": r["acceptance_rate"], "edit_rate": r["edit_rate"],
             "mean_edit_distance": r["mean_edit_distance"],
-            "evaluator_auc": None if auc is None else round(auc, 3),
+            "evaluator_auc": auc,
             "generator": items[0]["generator"] or items[0]["model_version"],
             "evaluator": items[0]["evaluator"] or "uncalibrated",
         })

@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["dev", "test"], help="only paragraphs of this split")
     ap.add_argument("--samples", type=int, default=1, help="drafts per paragraph, best kept by the trained evaluator")
     ap.add_argument("--langs", default=",".join(LANGS))
+    ap.add_argument("--part", default="", help="suffix of the output file (parallel runs over different languages)")
     args = ap.parse_args()
 
     from xinstruct import generate, ingest
@@ -94,7 +95,7 @@ def main() -> None:
         picked = {lang: [r for r in rows if split_of(r["doc_id"]) == args.split] for lang, rows in picked.items()}
     tmp = Path(tempfile.mkdtemp(prefix="xi-quality-"))
     if args.dump_only:
-        dump(Store(args.db), picked, args.tag)
+        dump(Store(args.db), picked, args.tag, args.part)
         return
     corpus = tmp / "corpus.jsonl"
     with corpus.open("w", encoding="utf-8") as f:
@@ -109,24 +110,25 @@ def main() -> None:
         s = generate.run(store, generate.GenerateConfig(lang=lang, batch_size=args.batch_size, samples=args.samples,
                                                         progress=False), model=model)
         print(lang, {k: s[k] for k in ("generated", "ok", "rejected", "reasons", "docs_per_min")}, flush=True)
-    dump(store, picked, args.tag)
+    dump(store, picked, args.tag, args.part)
 
 
-def dump(store, picked: dict[str, list[dict]], tag: str) -> None:
+def dump(store, picked: dict[str, list[dict]], tag: str, part: str = "") -> None:
     from xinstruct.textcheck import clean_text
 
     by_hash = {text_hash(clean_text(r["text"])): r for lang in LANGS for r in picked[lang]}
     with store.session() as tx:
+        samples = json.loads(tx.scalar("SELECT any_value(sampling) FROM candidates") or "{}").get("samples", 1)
         rows = tx.all("SELECT c.id, c.lang, c.instruction, c.model_version, d.text FROM candidates c "
                       "JOIN documents d ON d.id = c.doc_id WHERE c.gen_status = 'ok' ORDER BY c.lang, c.id")
-    out = HERE / f"candidates-{tag}.jsonl"
+    out = HERE / f"candidates-{tag}{part}.jsonl"
     with out.open("w", encoding="utf-8") as f:
         for cid, lang, instruction, model_version, text in rows:
             src = by_hash[text_hash(text)]  # the store holds the text as ingest cleaned it
             f.write(json.dumps({
                 "id": f"{tag}-{src['id']}", "row": src["id"], "doc_id": src["doc_id"], "lang": lang,
                 "source": src["source"], "split": split_of(src["doc_id"]), "text_sha256": text_hash(src["text"]),
-                "instruction": instruction, "generator": model_version,
+                "instruction": instruction, "generator": model_version + (f" best of {samples}" if samples > 1 else ""),
             }, ensure_ascii=False) + "\n")
     print(f"wrote {len(rows)} candidates to {out}")
 
