@@ -93,3 +93,26 @@ def test_retrain_learns_from_human_decisions(tmp_path):
     assert new.train[0].shape[0] == base.train[0].shape[0] + len(stored)
     again = evaluator.TrainedEvaluator.load(new.save(tmp_path / "r1"))
     np.testing.assert_allclose(again.predict_stored(stored), new.predict_stored(stored), atol=1e-5)
+
+
+def test_generate_keeps_the_draft_the_evaluator_prefers(store, monkeypatch, tmp_path):
+    """samples > 1: the first draft plus sampled ones; the one whose names are in the text wins."""
+    from tests.conftest import write_jsonl
+    from xinstruct import generate
+    from xinstruct.ingest import IngestConfig, ingest
+    from xinstruct.models.fake import FakeModel
+
+    text = ("Dar es Salaam ni mji mkubwa zaidi nchini Tanzania na bandari muhimu ya Afrika Mashariki. Mji huu una "
+            "wakazi wengi na biashara nyingi, na meli kutoka nchi nyingi hufika bandarini kila siku ya wiki.") * 3
+    drafts = iter(["Describe the port city of Mombasa in Kenya.", "Describe the port city of Dar es Salaam in Tanzania.",
+                   "Summarize the text above."])
+    model = FakeModel(name="fake-1", generate_fn=lambda p: next(drafts))
+    monkeypatch.setattr(evaluator, "current", lambda store=None: _scalar_evaluator(feature_model="fake-1"))
+    corpus = write_jsonl(tmp_path / "sw.jsonl", [{"text": text, "lang": "sw"}])
+    ingest(store, [corpus], IngestConfig(progress=False))
+    stats = generate.run(store, generate.GenerateConfig(samples=3, progress=False), model=model)
+    assert stats["ok"] == 1
+    with store.session() as tx:
+        instruction, sampling = tx.one("SELECT instruction, sampling FROM candidates")
+    assert instruction == "Describe the port city of Dar es Salaam in Tanzania."
+    assert '"samples": 3' in sampling

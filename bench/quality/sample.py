@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["dev", "test"], help="only paragraphs of this split")
     ap.add_argument("--samples", type=int, default=1, help="drafts per paragraph, best kept by the trained evaluator")
     ap.add_argument("--langs", default=",".join(LANGS))
+    ap.add_argument("--max-per-lang", type=int, default=None, help="at most this many paragraphs per language (after --split)")
     ap.add_argument("--part", default="", help="suffix of the output file (parallel runs over different languages)")
     args = ap.parse_args()
 
@@ -93,6 +94,8 @@ def main() -> None:
     picked = {lang: pick(shared_rows(lang), args.per_lang, f"xinstruct-quality-{lang}") for lang in LANGS}
     if args.split:
         picked = {lang: [r for r in rows if split_of(r["doc_id"]) == args.split] for lang, rows in picked.items()}
+    if args.max_per_lang:
+        picked = {lang: rows[: args.max_per_lang] for lang, rows in picked.items()}
     tmp = Path(tempfile.mkdtemp(prefix="xi-quality-"))
     if args.dump_only:
         dump(Store(args.db), picked, args.tag, args.part)
