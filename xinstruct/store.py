@@ -192,8 +192,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         "0004_sessions",
         """
-        ALTER TABLE users ADD COLUMN cred_version INTEGER DEFAULT 1;  -- bumped by a password or role change
-        ALTER TABLE users ADD COLUMN disabled BOOLEAN DEFAULT false;
+        ALTER TABLE users ADD COLUMN cred_version INTEGER;  -- bumped by a password or role change (NULL = 1)
+        ALTER TABLE users ADD COLUMN disabled BOOLEAN;      -- NULL = false
         CREATE TABLE sessions (
             id VARCHAR PRIMARY KEY,            -- sha256 of the token's random part (the token itself is never stored)
             user_name VARCHAR NOT NULL,

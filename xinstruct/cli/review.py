@@ -28,7 +28,7 @@ def users_add(
     replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's password, role and languages.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Create a user who can log in to the review app.
+    """Create a user who can log in to the review app (--replace: reset one; their sessions end).
 
     Example: xinstruct users add amina --role reviewer --langs sw,ur
     """
@@ -40,11 +40,48 @@ def users_add(
 
 @users_app.command("list")
 def users_list(db: DbOption = None) -> None:
-    """List users with their role and languages (never passwords).
+    """List users with their role, languages, status and open sessions (never passwords).
 
     Example: xinstruct users list
     """
     echo_table(auth.list_users(open_store(db)))
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = None) -> None:
+    """Stop a user from logging in; their open sessions end at their next click. Their decisions stay.
+
+    Example: xinstruct users disable amina
+    """
+    auth.set_disabled(open_store(db), name, True)
+    typer.echo(f"user {name} disabled; their sessions have ended (`xinstruct users enable {name}` undoes it)")
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = None) -> None:
+    """Let a disabled user log in again (with their old password).
+
+    Example: xinstruct users enable amina
+    """
+    auth.set_disabled(open_store(db), name, False)
+    typer.echo(f"user {name} enabled")
+
+
+@users_app.command("delete")
+def users_delete(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete a user; their sessions end at once. Their decisions stay in the log under their name.
+
+    Example: xinstruct users delete amina --yes
+    """
+    store = open_store(db)
+    if not yes:
+        typer.confirm(f"Delete user {name}? (their decisions stay in the log)", abort=True)
+    auth.delete_user(store, name)
+    typer.echo(f"user {name} deleted")
 
 
 @app.command("app")
@@ -53,13 +90,13 @@ def run_app(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 to serve a network).")] = "localhost",
     db: DbOption = None,
 ) -> None:
-    """Start the review app (streamlit run app.py) on this database.
+    """Start the review app (streamlit run serve.py: app.py plus its session cookie) on this database.
 
     Example: xinstruct app --port 8501 --db store/xinstruct.duckdb
     """
-    script = Path(__file__).resolve().parents[2] / "app.py"
+    script = Path(__file__).resolve().parents[2] / "serve.py"
     if not script.exists():
-        raise InputError(f"app.py not found at {script}", hint="run from a checkout of xinstruct (app.py is at its root)")
+        raise InputError(f"serve.py not found at {script}", hint="run from a checkout of xinstruct (serve.py is at its root)")
     env = dict(os.environ)
     if db is not None:
         env["XINSTRUCT_DB"] = str(db.resolve())
