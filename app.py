@@ -58,8 +58,10 @@ if user.can("curator"):
     pages += [st.Page(f"pages/{name}.py", title=title, icon=icon)
               for name, title, icon in CURATOR_PAGES if (ROOT / "pages" / f"{name}.py").exists()]
 
-nav = st.navigation(pages)
+nav = st.navigation(pages, position="hidden")  # listed below: .streamlit/config.toml hides Streamlit's own page list
 with st.sidebar:
+    for page in pages:
+        st.page_link(page)
     st.caption(f"Logged in as **{user.name}** ({user.role}) · "
                f"{', '.join(user.langs) if user.langs else 'all languages'}")
     if st.button("Log out", key="xi_logout"):

@@ -5,7 +5,13 @@ HttpOnly session cookie (xinstruct/websession.py), so a reload or a reopened tab
 """
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from xinstruct import websession
+
+# app.py defines its pages with st.navigation (only the login page before login). Streamlit otherwise treats the first
+# run of a fresh server as an old-style multipage app and sends the names of the files in pages/ to the browser before
+# app.py has run; st.navigation sets this same flag on its first call.
+PagesManager.uses_pages_directory = False
 
 app = st.App("app.py", routes=websession.routes())
