@@ -122,12 +122,34 @@ def test_disabled_users_cannot_log_in_until_enabled(file_store):
 
 def test_authorize_with_the_store_uses_the_current_role(file_store):
     auth.add_user(file_store, "cora", PASSWORD, "curator", [])
-    stale = User("cora", "admin")  # a User built with a role cora does not have (no credentials version)
+    stale = User("cora", "admin", (), 1)  # read with a role cora no longer holds (same credentials version)
     assert auth.authorize(stale, "admin").role == "admin"  # without the store: the object's word
     with pytest.raises(AccessDenied, match="needs the admin role"):
         auth.authorize(stale, "admin", file_store)
     with pytest.raises(AccessDenied, match="no longer exists"):
-        auth.authorize(User("ghost", "admin"), "reviewer", file_store)
+        auth.authorize(User("ghost", "admin", (), 1), "reviewer", file_store)
+
+
+def test_service_functions_act_on_the_current_rights(file_store):
+    """A bulk accept and an export by a curator demoted after their page was shown are refused by the service itself."""
+    from conftest import add_candidates
+    from xinstruct import curate, export, review
+    from xinstruct.curate import CandidateFilter
+
+    add_candidates(file_store, [{"lang": "sw", "text": f"Habari {i} " * 10, "instruction": f"Explain {i}", "score": 0.95}
+                                for i in range(3)])
+    auth.add_user(file_store, "cora", PASSWORD, "curator", [])
+    cora, _ = login(file_store, "cora")
+    auth.add_user(file_store, "cora", PASSWORD, "reviewer", ["sw"], replace=True)
+    with pytest.raises(AccessDenied, match="changed; log in again"):
+        curate.bulk_accept_above(file_store, CandidateFilter(), 0.9, cora)
+    with pytest.raises(AccessDenied):
+        export.export(file_store, export.ExportConfig(out=file_store.path.parent / "out"), user=cora)
+    with pytest.raises(AccessDenied):
+        review.next_item(file_store, cora)
+    with file_store.session() as tx:
+        assert tx.scalar("SELECT count(*) FROM decisions") == 0
+    assert not (file_store.path.parent / "out").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
