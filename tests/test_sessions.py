@@ -216,8 +216,32 @@ def test_thirty_parallel_wrong_passwords_check_at_most_five(file_store, monkeypa
     assert auth.authenticate(file_store, "amina", PASSWORD, now=later) is not None
 
 
+class GatedHasher(CountingHasher):
+    """Each check waits (up to 10 s) until HASH_SLOTS checks run at once, then lingers 0.1 s: with the limit the most
+    seen at once is exactly HASH_SLOTS however loaded the machine (no race on arrival times); without it, checks that
+    arrive meanwhile would push the count above."""
+
+    def __init__(self):
+        super().__init__()
+        self.full = threading.Condition(self.lock)
+
+    def verify(self, pw_hash, password):
+        with self.lock:
+            self.verified += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.full.notify_all()
+            self.full.wait_for(lambda: self.running >= auth.HASH_SLOTS or self.verified == 12, timeout=10)
+        try:
+            time.sleep(0.1)
+            return FAST.verify(pw_hash, password)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
 def test_password_hashes_run_at_most_hash_slots_at_once(file_store, monkeypatch):
-    counter = CountingHasher()
+    counter = GatedHasher()
     monkeypatch.setattr(auth, "_hasher", counter)
     _parallel(12, lambda i: auth.authenticate(file_store, f"user{i}", "some password"))  # 12 names: no lockout
     assert counter.verified == 12
