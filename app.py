@@ -1,9 +1,12 @@
 """The xinstruct review app (Streamlit router).
 
-    streamlit run app.py            # or: xinstruct app --port 8501 --db store/xinstruct.duckdb
+    streamlit run serve.py          # or: xinstruct app --port 8501 --db store/xinstruct.duckdb
 
-Nothing but the login form is shown before login. Reviewers get Review, Guidelines and Account; curators and admins also
-get the curation pages that exist in pages/. The database is $XINSTRUCT_DB (default store/xinstruct.duckdb).
+Nothing but the login form is shown before login (not even page names). Every run re-reads the user from the store
+(xinstruct.auth): a password or role change, disabling or deleting a user ends their sessions at their next click.
+Served through serve.py (`xinstruct app`), the login survives a reload and a reopened tab (an HttpOnly session cookie).
+Reviewers get Review, Guidelines and Account; curators and admins also get the curation pages that exist in pages/.
+The database is $XINSTRUCT_DB (default store/xinstruct.duckdb).
 
 Single sign-on (optional): with an [auth] section in .streamlit/secrets.toml (see Streamlit's st.login documentation:
 redirect_uri, cookie_secret, client_id, client_secret, server_metadata_url) the login screen also offers "Log in with single
@@ -33,11 +36,17 @@ st.set_page_config(page_title="xinstruct review", page_icon=":material/translate
 st.html(render.style_tag())
 
 store = auth.get_store()
-user = auth.current_user()
+user = auth.signed_in()  # re-read from the store on every run: role, languages, disabled, credentials version
 if user is None:
-    st.title("xinstruct review")
-    auth.login_form(store)
+    # Only the login page exists for Streamlit until login: no page names in the sidebar, no page reachable by URL.
+    def login_page():
+        st.title("xinstruct review")
+        auth.login_form(store)
+
+    st.navigation([st.Page(login_page, title="Log in", icon=":material/login:", default=True)],
+                  position="hidden").run()
     st.stop()
+auth.cookie_sync()
 
 pages = [
     st.Page("pages/review.py", title="Review", icon=":material/rate_review:", default=True),
@@ -49,8 +58,10 @@ if user.can("curator"):
     pages += [st.Page(f"pages/{name}.py", title=title, icon=icon)
               for name, title, icon in CURATOR_PAGES if (ROOT / "pages" / f"{name}.py").exists()]
 
-nav = st.navigation(pages)
+nav = st.navigation(pages, position="hidden")  # listed below: .streamlit/config.toml hides Streamlit's own page list
 with st.sidebar:
+    for page in pages:
+        st.page_link(page)
     st.caption(f"Logged in as **{user.name}** ({user.role}) · "
                f"{', '.join(user.langs) if user.langs else 'all languages'}")
     if st.button("Log out", key="xi_logout"):

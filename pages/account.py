@@ -9,6 +9,8 @@ user = auth.require("reviewer")
 store = auth.get_store()
 
 st.title("Account")
+if st.session_state.get("xi_account_done"):
+    st.success(st.session_state.pop("xi_account_done"))
 st.write(f"**{user.name}** · role {user.role} · languages: {', '.join(user.langs) if user.langs else 'all'}")
 p = review.progress(store, user)
 st.write(f"Reviewed today: {p['done_today']} · left in your queue: {p['left_in_queue']}")
@@ -28,7 +30,9 @@ with st.form("xi_password", clear_on_submit=True):
             st.error("The new passwords differ.")
         else:
             try:
-                auth.change_password(store, user, old, new)
-                st.success("Password changed.")
+                user = auth.change_password(store, user, old, new)  # ends every session of yours, here too
+                auth.begin(store, user, keep_state=True)  # ... so this tab starts a new one
+                st.session_state["xi_account_done"] = "Password changed. Your other sessions have ended."
+                st.rerun()
             except XInstructError as exc:
                 st.error(str(exc))

@@ -75,3 +75,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"the real-data suite needs ../shared/data beside the project (looked for {SHARED_DATA})")
     return SHARED_DATA
+
+
+def session_token(user, store: Store | None = None) -> str:
+    """A login session token for `user`, as the login form gives one, for AppTest: `at.session_state["xi_session"] = ...`.
+
+    The user is created in the store (`store`, default $XINSTRUCT_DB) with its role and languages if missing: the app
+    re-reads every user from the store on every run, so a user that is not stored is not logged in.
+    """
+    import secrets
+
+    from xinstruct import auth
+    from xinstruct.store import default_db_path
+
+    store = store or Store(default_db_path())
+    if auth.get_user(store, user.name) is None:
+        auth.add_user(store, user.name, secrets.token_urlsafe(12), user.role, list(user.langs))
+    return auth.start_session(store, user)

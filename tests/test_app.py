@@ -9,7 +9,7 @@ import pytest
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from conftest import add_candidates
+from conftest import add_candidates, session_token
 from xinstruct import auth, review
 from xinstruct.auth import User
 from xinstruct.errors import StoreError
@@ -47,7 +47,7 @@ def db(tmp_path, monkeypatch) -> Store:
 def app_as(user: User | None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     if user is not None:
-        at.session_state["user"] = user
+        at.session_state["xi_session"] = session_token(user)
     return at.run()
 
 
@@ -223,7 +223,7 @@ def test_require_denies_insufficient_role(db):
         st.write("curator data")
 
     at = AppTest.from_function(curator_page, default_timeout=30)
-    at.session_state["user"] = User("amina", "reviewer", ("sw",))
+    at.session_state["xi_session"] = session_token(User("amina", "reviewer", ("sw",)))
     at.run()
     assert any("needs the curator role" in e.value for e in at.error)
     assert "curator data" not in [m.value for m in at.markdown]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, session_token
 from test_curate import AMINA, CURATOR, build
 from xinstruct.auth import User
 
@@ -34,7 +34,7 @@ def filled(app_store):
 def page(name: str, user: User | None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=60)
     if user is not None:
-        at.session_state["user"] = user
+        at.session_state["xi_session"] = session_token(user)
     return at.run()
 
 

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
-from conftest import ROOT, add_candidates
+from conftest import ROOT, add_candidates, session_token
 from xinstruct import curate, export, review
 from xinstruct.auth import User
 from xinstruct.cli import app
@@ -73,7 +73,7 @@ def test_review_rates_by_language_and_by_round(filled):
 def test_every_surface_shows_the_same_figures(filled, tmp_path):
     # 1. Overview page (curate.overview): percentages with one decimal, distance with one decimal
     at = AppTest.from_file(str(ROOT / "pages" / "overview.py"), default_timeout=60)
-    at.session_state["user"] = ADMIN
+    at.session_state["xi_session"] = session_token(ADMIN)
     at.run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value.set_index("language")
@@ -86,7 +86,7 @@ def test_every_surface_shows_the_same_figures(filled, tmp_path):
 
     # 2. Rounds page (feedback.round_report): the values themselves
     at = AppTest.from_file(str(ROOT / "pages" / "rounds.py"), default_timeout=60)
-    at.session_state["user"] = ADMIN
+    at.session_state["xi_session"] = session_token(ADMIN)
     at.run()
     assert not at.exception, at.exception
     report = at.dataframe[0].value.set_index("lang")

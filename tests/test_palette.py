@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, session_token
 from test_curate import CURATOR, build
 from xinstruct import curate, palette, review
 from xinstruct.auth import User
@@ -81,7 +81,7 @@ def filled(file_store, monkeypatch, tmp_path):
 @pytest.mark.parametrize("page, user, at_least", [("overview", CURATOR, 4), ("rounds", ADMIN, 0)])
 def test_every_chart_colours_each_status_with_the_palette(filled, page, user, at_least):
     at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=60)
-    at.session_state["user"] = user
+    at.session_state["xi_session"] = session_token(user)
     at.run()
     assert not at.exception, at.exception
     charts = _charts(at.main)

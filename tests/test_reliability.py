@@ -17,9 +17,10 @@ from pathlib import Path
 from unittest.mock import MagicMock
 
 import pytest
+from argon2 import PasswordHasher
 
 import crash_worker as cw
-from conftest import add_candidates
+from conftest import add_candidates, session_token
 from xinstruct import review
 from xinstruct.auth import User, add_user, authenticate
 from xinstruct.errors import XInstructError
@@ -145,7 +146,7 @@ def test_app_sessions_in_threads_record_every_click_once(file_store, concurrent_
     def session(user: User) -> None:
         try:
             at = concurrent_apptest()
-            at.session_state["user"] = user  # logged in (the login form is tested in test_security.py)
+            at.session_state["xi_session"] = session_token(user, file_store)  # logged in (the login form is tested in test_security.py)
             barrier.wait()
             at.run()
             for action in steps:
@@ -293,7 +294,9 @@ def test_a_database_from_the_first_migration_upgrades_keeping_its_data(tmp_path)
     ids = add_candidates(old, [{"lang": "sw", "text": cw.doc_text("sw", i), "instruction": f"Summarize report {i}.",
                                 "label": "flawed", "score": 0.4} for i in range(6)])
     amina = User("amina", "reviewer", ("sw",))
-    add_user(old, "amina", "correct horse battery", "reviewer", ["sw"])
+    old.write(lambda tx: tx.execute(  # a user as the first version stored one (add_user needs today's columns)
+        "INSERT INTO users (name, password_hash, role, langs) VALUES ('amina', ?, 'reviewer', 'sw')",
+        [PasswordHasher().hash("correct horse battery")]))
     review.record_decision(old, ids[0], amina, "accept")
     review.record_decision(old, ids[1], amina, "edit", instruction="Edited before the upgrade.")
     before = tables(old)

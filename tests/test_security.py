@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import add_candidates
+from conftest import add_candidates, session_token
 from xinstruct import auth, curate, export, render, review
 from xinstruct.auth import User
 from xinstruct.errors import AccessDenied, InputError
@@ -62,7 +62,7 @@ def apptest(path: Path, user=None):
 
     at = AppTest.from_file(str(path), default_timeout=120)
     if user is not None:
-        at.session_state["user"] = user
+        at.session_state["xi_session"] = session_token(user) if isinstance(user, User) else user
     return at.run()
 
 

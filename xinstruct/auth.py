@@ -1,8 +1,23 @@
-"""Users, passwords and roles for the review app.
+"""Users, passwords, roles, login sessions and the login lockout for the review app.
 
-Passwords are hashed with Argon2id (argon2-cffi) and never logged or stored in clear. Logins are rate limited through the
-`login_attempts` table: `MAX_FAILURES` failed attempts for one name within `FAILURE_WINDOW` lock that name for `LOCK_TIME`
-(attempts during the lock are refused without checking the password and are not recorded, so the lock always ends).
+Passwords are hashed with Argon2id (argon2-cffi), time cost 2, 19 MiB, one lane (OWASP's recommended minimum; ~65 ms per
+hash on this 2-core machine, against ~300 ms and 64 MiB for argon2-cffi's defaults), at most `HASH_SLOTS` at once per
+process, and never logged or stored in clear. Older hashes keep working and are rehashed at the next login.
+
+**Lockout.** Each login name has a row in `login_guard`. Before a password is checked, the attempt claims a slot in one
+transaction (`_claim`); at most `MAX_FAILURES` slots per name per `FAILURE_WINDOW` (a fixed window from its first
+claim). A wrong password keeps its slot and, once the slots are used up, locks the name for `LOCK_TIME`; a right one frees
+them. So however many attempts run at once, in threads or processes, at most `MAX_FAILURES` passwords are checked per name
+and window; attempts during a lock are refused unchecked and unrecorded. `login_attempts` keeps the history.
+Unknown names are locked the same way (no hint that a name exists). Names longer than `MAX_NAME`, passwords longer than
+`MAX_PASSWORD` and tokens longer than `MAX_TOKEN` are refused before anything is stored or hashed.
+
+**Sessions.** A login starts a row in `sessions` and returns a token `<random id>.<expiry>.<HMAC-SHA256>`, signed with
+a key kept beside the database (`<db>.session-key`, created on first use, mode 600); the table holds only a hash of the
+id. `resume_session` checks the signature, the expiry (`SESSION_LIFETIME`, and `SESSION_IDLE` without use), that the
+session was not ended, and the user as stored now: still there, not disabled, and the same `cred_version` as at login
+(a password reset, `users add --replace`, disabling or deleting a user bumps or ends it). It returns the user with the
+role and languages stored now, so every page run acts on current rights.
 
 Roles are ordered reviewer < curator < admin. A user's `langs` limit what they may review; empty means all languages.
 Service functions call `authorize(user, role)` (no Streamlit); pages call `require(role)` which shows a login prompt or an
@@ -11,14 +26,20 @@ error and stops the script.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
+import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .errors import AccessDenied, InputError
+from .errors import AccessDenied, InputError, XInstructError
 from .langs import LANGS
 from .store import Store, default_db_path
 
@@ -29,9 +50,29 @@ MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=5)
 LOCK_TIME = timedelta(minutes=5)
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+MAX_NAME = 64
+MAX_TOKEN = 256
+SESSION_LIFETIME = timedelta(days=7)
+SESSION_IDLE = timedelta(hours=24)
+SEEN_EVERY = timedelta(minutes=5)  # last_seen is written at most this often (not on every click)
+ARGON2 = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
+HASH_SLOTS = 2  # password hashes computed at once per process (each takes 19 MiB and one core for ~65 ms)
 
-_hasher = PasswordHasher()  # Argon2id with argon2-cffi's recommended parameters
+_hasher = PasswordHasher(**ARGON2)
 _DUMMY_HASH = _hasher.hash("not a real password; evens out timing for unknown names")
+_hash_slots = threading.BoundedSemaphore(HASH_SLOTS)
+_guard_lock = threading.Lock()  # one claim at a time per process; the transaction makes it atomic across processes
+
+ENDED = {  # why resume_session refused a token: shown on the login page
+    "invalid": "Your session is not valid. Log in again.",
+    "expired": "Your session expired. Log in again.",
+    "idle": "Your session expired after a day without use. Log in again.",
+    "logged out": "You logged out. Log in again.",
+    "deleted": "Your account no longer exists. Ask an admin.",
+    "disabled": "Your account was disabled. Ask an admin.",
+    "changed": "Your password or role changed. Log in again.",
+}
 
 
 def utcnow() -> datetime:
@@ -44,6 +85,7 @@ class User:
     name: str
     role: str = "reviewer"
     langs: tuple[str, ...] = field(default_factory=tuple)  # empty = all languages
+    cred_version: int | None = field(default=None, compare=False)  # as stored when this User was read
 
     def can(self, role: str) -> bool:
         """True when this user's role is at least `role` (reviewer < curator < admin)."""
@@ -77,10 +119,25 @@ def _check_langs(langs) -> tuple[str, ...]:
     return tuple(out)
 
 
-def authorize(user: User | None, role: str = "reviewer") -> User:
-    """Raise AccessDenied unless `user` is a logged-in user with at least `role`. For service functions."""
+def authorize(user: User | None, role: str = "reviewer", store: Store | None = None) -> User:
+    """Raise AccessDenied unless `user` is a logged-in user with at least `role`. For service functions.
+
+    With `store`, a user read from the store (a login, a session: `cred_version` set) is checked against the store as it
+    is now: still there, not disabled, the same credentials version, and the role it holds now. Returns that user.
+    (A User built in code, without a credentials version, is taken at its word: scripts and tests.)
+    """
     if not isinstance(user, User):
         raise AccessDenied("you are not logged in; log in first")
+    if store is not None and user.cred_version is not None:
+        current = _read_user(store, user.name)
+        if current is None:
+            raise AccessDenied(f"user {user.name!r} no longer exists")
+        fresh, disabled = current
+        if disabled:
+            raise AccessDenied(f"user {user.name!r} is disabled (ask an admin)")
+        if fresh.cred_version != user.cred_version:
+            raise AccessDenied(f"the password or role of {user.name!r} changed; log in again")
+        user = fresh
     if user.role not in ROLES:
         raise AccessDenied(f"user {user.name!r} has an unknown role {user.role!r}")
     if not user.can(role):
@@ -88,106 +145,361 @@ def authorize(user: User | None, role: str = "reviewer") -> User:
     return user
 
 
+# -- password hashing: bounded, so a burst of logins cannot take every core and a lot of memory -------------------------
+def _hash(password: str) -> str:
+    with _hash_slots:
+        return _hasher.hash(password)
+
+
+def _verify(pw_hash: str, password: str) -> bool:
+    with _hash_slots:
+        try:
+            return _hasher.verify(pw_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+
+def _check_password(password, who: str) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InputError(f"password too short for {who}", hint=f"use at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InputError(f"password too long for {who} ({len(password):,} characters)",
+                         hint=f"use at most {MAX_PASSWORD} characters")
+    return password
+
+
+def _login_name(name) -> str:
+    """A login name as typed, refused (before anything is stored) when empty or longer than any user name can be."""
+    if not isinstance(name, str):
+        raise InputError("the login name must be text")
+    if len(name) > MAX_NAME:
+        raise InputError(f"login name too long ({len(name):,} characters)", hint=f"names have at most {MAX_NAME}")
+    name = name.strip()
+    if not name:
+        raise InputError("enter your login name")
+    return name
+
+
 # -- user management ---------------------------------------------------------------------------------------------------
 def add_user(store: Store, name: str, password: str, role: str = "reviewer", langs: list[str] | str | None = None,
              *, replace: bool = False) -> User:
-    """Create a user (or, with `replace`, reset an existing one's password, role and languages)."""
+    """Create a user (or, with `replace`, reset an existing one's password, role and languages, ending their sessions)."""
     name = (name or "").strip()
-    if not name or len(name) > 64 or any(ch.isspace() for ch in name):
-        raise InputError(f"invalid user name {name!r}", hint="1-64 characters, no spaces")
+    if not name or len(name) > MAX_NAME or any(ch.isspace() for ch in name):
+        raise InputError(f"invalid user name {name[:80]!r}", hint=f"1-{MAX_NAME} characters, no spaces")
     _check_role(role)
     codes = _check_langs(langs)
-    if len(password or "") < MIN_PASSWORD:
-        raise InputError(f"password too short for {name}", hint=f"use at least {MIN_PASSWORD} characters")
-    pw_hash = _hasher.hash(password)
+    _check_password(password, name)
+    pw_hash = _hash(password)
 
     def write(tx):
-        exists = tx.scalar("SELECT count(*) FROM users WHERE name = ?", [name])
-        if exists and not replace:
+        version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [name])
+        if version is not None and not replace:
             raise InputError(f"user {name!r} already exists", hint="pick another name or pass replace=True (--replace)")
-        if exists:
-            tx.execute("UPDATE users SET password_hash = ?, role = ?, langs = ? WHERE name = ?",
-                       [pw_hash, role, ",".join(codes), name])
-        else:
-            tx.execute("INSERT INTO users (name, password_hash, role, langs) VALUES (?, ?, ?, ?)",
-                       [name, pw_hash, role, ",".join(codes)])
+        if version is not None:
+            tx.execute("UPDATE users SET password_hash = ?, role = ?, langs = ?, cred_version = ? WHERE name = ?",
+                       [pw_hash, role, ",".join(codes), version + 1, name])
+            _end_sessions(tx, name)
+            return version + 1
+        tx.execute("INSERT INTO users (name, password_hash, role, langs, cred_version, disabled) "
+                   "VALUES (?, ?, ?, ?, 1, false)", [name, pw_hash, role, ",".join(codes)])
+        return 1
+
+    version = store.write(write)
+    log.info("user %s saved with role %s, languages %s", name, role, ",".join(codes) or "all")
+    return User(name, role, codes, version)
+
+
+def set_disabled(store: Store, name: str, disabled: bool) -> User:
+    """Disable (ending every session of the user at once) or enable a user. Decisions they made stay in the log."""
+    def write(tx):
+        row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1) FROM users WHERE name = ?", [name])
+        if row is None:
+            raise InputError(f"no user {name!r}", hint="see `xinstruct users list`")
+        version = row[3] + 1 if disabled else row[3]
+        tx.execute("UPDATE users SET disabled = ?, cred_version = ? WHERE name = ?", [disabled, version, name])
+        if disabled:
+            _end_sessions(tx, name)
+        return _user((*row[:3], version))
+
+    user = store.write(write)
+    log.info("user %s %s", name, "disabled" if disabled else "enabled")
+    return user
+
+
+def delete_user(store: Store, name: str) -> None:
+    """Delete a user and end their sessions. Their decisions stay in the (append-only) log under their name."""
+    def write(tx):
+        if tx.scalar("SELECT count(*) FROM users WHERE name = ?", [name]) == 0:
+            raise InputError(f"no user {name!r}", hint="see `xinstruct users list`")
+        _end_sessions(tx, name)
+        tx.execute("DELETE FROM users WHERE name = ?", [name])
 
     store.write(write)
-    log.info("user %s saved with role %s, languages %s", name, role, ",".join(codes) or "all")
-    return User(name, role, codes)
+    log.info("user %s deleted", name)
 
 
 def get_user(store: Store, name: str) -> User | None:
+    """The user as stored now, or None when there is no such user or the user is disabled."""
+    found = _read_user(store, name)
+    return None if found is None or found[1] else found[0]
+
+
+def _read_user(store: Store, name: str) -> tuple[User, bool] | None:
     with store.session() as tx:
-        row = tx.one("SELECT name, role, langs FROM users WHERE name = ?", [name])
-    return _user(row) if row else None
+        row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1), coalesce(disabled, false) FROM users "
+                     "WHERE name = ?", [name])
+    return (_user(row[:4]), bool(row[4])) if row else None
 
 
 def list_users(store: Store) -> list[dict]:
     with store.session() as tx:
-        rows = tx.dicts("SELECT name, role, langs, created_at FROM users ORDER BY name")
+        rows = tx.dicts("SELECT u.name, u.role, u.langs, CASE WHEN coalesce(u.disabled, false) THEN 'disabled' "
+                        "ELSE 'active' END AS status, (SELECT count(*) FROM sessions s WHERE s.user_name = u.name "
+                        "AND s.revoked_at IS NULL AND s.expires_at > ?) AS sessions, u.created_at "
+                        "FROM users u ORDER BY u.name", [utcnow()])
     for r in rows:
         r["langs"] = r["langs"] or "all"
     return rows
 
 
 def _user(row) -> User:
-    name, role, langs = row
-    return User(name, role, tuple(p for p in (langs or "").split(",") if p))
+    name, role, langs, *version = row
+    return User(name, role, tuple(p for p in (langs or "").split(",") if p), version[0] if version else None)
 
 
 # -- login -----------------------------------------------------------------------------------------------------------
 def locked_until(store: Store, name: str, *, now: datetime | None = None) -> datetime | None:
-    """When the lock on `name` ends, or None when it is not locked."""
+    """When the lock on `name` ends, or None when a login attempt for it would be checked now."""
     now = now or utcnow()
     with store.session() as tx:
-        last_ok = tx.scalar("SELECT max(attempted_at) FROM login_attempts WHERE name = ? AND ok", [name])
-        fails = [r[0] for r in tx.all(
-            "SELECT attempted_at FROM login_attempts WHERE name = ? AND NOT ok AND attempted_at > ? "
-            "ORDER BY attempted_at DESC LIMIT ?",
-            [name, last_ok or datetime(1970, 1, 1), MAX_FAILURES])]
-    if len(fails) < MAX_FAILURES or fails[0] - fails[-1] > FAILURE_WINDOW:
+        row = tx.one("SELECT window_start, failures, locked_until FROM login_guard WHERE name = ?", [name])
+    return _refusal(row, now)
+
+
+def _refusal(row, now: datetime) -> datetime | None:
+    """Given a login_guard row, when the refusal of a new attempt ends (None: the attempt may go ahead)."""
+    if row is None:
         return None
-    until = fails[0] + LOCK_TIME
-    return until if until > now else None
+    start, failures, until = row
+    if until is not None and until > now:
+        return until
+    if until is None and start + FAILURE_WINDOW > now and failures >= MAX_FAILURES:
+        return start + FAILURE_WINDOW  # every slot is claimed by attempts still being checked
+    return None
+
+
+def _claim(store: Store, name: str, now: datetime) -> None:
+    """Claim one of the name's attempt slots, atomically (one transaction); AccessDenied when none is left."""
+    def claim(tx):
+        row = tx.one("SELECT window_start, failures, locked_until FROM login_guard WHERE name = ?", [name])
+        refused = _refusal(row, now)
+        if refused is not None:
+            return refused
+        if row is None:
+            tx.execute("INSERT INTO login_guard VALUES (?, ?, 1, NULL)", [name, now])
+            return None
+        start, failures, until = row
+        if until is not None or start + FAILURE_WINDOW <= now:  # a lock has ended or the window has passed
+            start, failures = now, 0
+        tx.execute("UPDATE login_guard SET window_start = ?, failures = ?, locked_until = NULL WHERE name = ?",
+                   [start, failures + 1, name])
+        return None
+
+    with _guard_lock:
+        refused = store.write(claim)
+    if refused is not None:
+        minutes = max(1, round((refused - now).total_seconds() / 60))
+        raise AccessDenied(f"too many failed logins for {name!r}; try again in about {minutes} minute(s)")
+
+
+def _settle(store: Store, name: str, ok: bool, now: datetime) -> None:
+    """Record a checked attempt: a success frees the name's slots, a failure that used the last slot locks the name."""
+    def write(tx):
+        tx.execute("INSERT INTO login_attempts (name, ok, attempted_at) VALUES (?, ?, ?)", [name, ok, now])
+        if ok:
+            tx.execute("UPDATE login_guard SET failures = 0, locked_until = NULL, window_start = ? WHERE name = ?",
+                       [now, name])
+        else:
+            tx.execute("UPDATE login_guard SET locked_until = ? WHERE name = ? AND failures >= ?",
+                       [now + LOCK_TIME, name, MAX_FAILURES])
+
+    with _guard_lock:
+        store.write(write)
 
 
 def authenticate(store: Store, name: str, password: str, *, now: datetime | None = None) -> User | None:
-    """The user when name and password match, else None. Raises AccessDenied while the name is locked."""
+    """The user when name and password match, else None.
+
+    Raises AccessDenied while the name is locked (or the account is disabled, after a right password) and InputError
+    for a name or password no account can have (too long, empty name), before anything is stored.
+    """
     now = now or utcnow()
-    name = (name or "").strip()
-    until = locked_until(store, name, now=now)
-    if until is not None:
-        minutes = max(1, round((until - now).total_seconds() / 60))
-        raise AccessDenied(f"too many failed logins for {name!r}; try again in about {minutes} minute(s)")
-    with store.session() as tx:
-        row = tx.one("SELECT name, role, langs, password_hash FROM users WHERE name = ?", [name])
+    name = _login_name(name)
+    if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+        raise InputError("password too long" if isinstance(password, str) else "the password must be text",
+                         hint=f"passwords have at most {MAX_PASSWORD} characters")
+    _claim(store, name, now)
     ok = False
     try:
-        ok = _hasher.verify(row[3] if row else _DUMMY_HASH, password or "") and row is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
-    store.write(lambda tx: tx.execute("INSERT INTO login_attempts (name, ok, attempted_at) VALUES (?, ?, ?)",
-                                      [name, ok, now]))
+        with store.session() as tx:
+            row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1), password_hash, "
+                         "coalesce(disabled, false) FROM users WHERE name = ?", [name])
+        ok = _verify(row[4] if row else _DUMMY_HASH, password) and row is not None
+    finally:
+        _settle(store, name, ok, now)  # a failure while checking keeps the slot: it counts as a wrong guess
     if not ok:
         log.info("failed login for %s", name)
         return None
-    if _hasher.check_needs_rehash(row[3]):
-        new_hash = _hasher.hash(password)
-        store.write(lambda tx: tx.execute("UPDATE users SET password_hash = ? WHERE name = ?", [new_hash, name]))
-    return _user(row[:3])
+    if row[5]:
+        raise AccessDenied(f"the account {name!r} is disabled; ask an admin")
+    if _hasher.check_needs_rehash(row[4]):
+        new_hash = _hash(password)
+        store.write(lambda tx: tx.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
+                                          [new_hash, name, row[4]]))
+    return _user(row[:4])
 
 
-def change_password(store: Store, user: User, old: str, new: str) -> None:
+def change_password(store: Store, user: User, old: str, new: str) -> User:
+    """Change a user's own password; every session of theirs ends (start a new one for the current tab)."""
     if authenticate(store, user.name, old) is None:
         raise AccessDenied("the current password is wrong")
-    if len(new or "") < MIN_PASSWORD:
-        raise InputError("new password too short", hint=f"use at least {MIN_PASSWORD} characters")
-    new_hash = _hasher.hash(new)
-    store.write(lambda tx: tx.execute("UPDATE users SET password_hash = ? WHERE name = ?", [new_hash, user.name]))
+    _check_password(new, user.name)
+    new_hash = _hash(new)
+
+    def write(tx):
+        version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [user.name]) + 1
+        tx.execute("UPDATE users SET password_hash = ?, cred_version = ? WHERE name = ?", [new_hash, version, user.name])
+        _end_sessions(tx, user.name)
+        return version
+
+    version = store.write(write)
+    return User(user.name, user.role, user.langs, version)
+
+
+# -- sessions ----------------------------------------------------------------------------------------------------------
+_KEYS: dict[str, bytes] = {}
+_KEYS_LOCK = threading.Lock()
+
+
+def _session_key(store: Store) -> bytes:
+    """The HMAC key for this database's tokens: `<db>.session-key` beside the file, made on first use (mode 600)."""
+    ident = str(store.path) if not store.memory else f"memory:{id(store)}"
+    with _KEYS_LOCK:
+        if ident in _KEYS:
+            return _KEYS[ident]
+        if store.memory:
+            key = secrets.token_bytes(32)
+        else:
+            path = Path(f"{store.path}.session-key")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                key = bytes.fromhex(path.read_text().strip())
+            else:
+                key = secrets.token_bytes(32)
+                with os.fdopen(fd, "w") as f:
+                    f.write(key.hex())
+            if len(key) < 32:
+                raise InputError(f"session key {path} is damaged", hint="delete it; everyone then logs in again")
+        _KEYS[ident] = key
+        return key
+
+
+def _sign(store: Store, body: str) -> str:
+    return hmac.new(_session_key(store), body.encode(), hashlib.sha256).hexdigest()
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def start_session(store: Store, user: User, *, now: datetime | None = None) -> str:
+    """Start a login session for `user` (as read at login) and return its token."""
+    now = now or utcnow()
+    sid = secrets.token_urlsafe(32)
+    expires = now + SESSION_LIFETIME
+    body = f"{sid}.{int(expires.replace(tzinfo=timezone.utc).timestamp())}"
+    token = f"{body}.{_sign(store, body)}"
+
+    def write(tx):
+        version = user.cred_version
+        if version is None:
+            version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [user.name])
+        if version is None:
+            raise AccessDenied(f"no user {user.name!r}")
+        tx.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                   [_sid_hash(sid), user.name, version, now, expires, now])
+        # housekeeping: sessions ended a day ago, name guards with nothing left to count
+        tx.execute("DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?", [now, now - timedelta(days=1)])
+        tx.execute("DELETE FROM login_guard WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)",
+                   [now - timedelta(days=1), now])
+
+    store.write(write)
+    return token
+
+
+def _parse_token(store: Store, token) -> tuple[str, datetime] | None:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN or token.count(".") != 2:
+        return None
+    sid, expiry, sig = token.split(".")
+    if not hmac.compare_digest(sig, _sign(store, f"{sid}.{expiry}")):
+        return None
+    try:
+        return sid, datetime.fromtimestamp(int(expiry), timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def resume_session(store: Store, token, *, now: datetime | None = None) -> tuple[User | None, str | None]:
+    """(the user as stored now, None) for a live session token, else (None, why: a key of ENDED)."""
+    now = now or utcnow()
+    parsed = _parse_token(store, token)
+    if parsed is None:
+        return None, "invalid"
+    sid, expiry = parsed
+    if expiry <= now:
+        return None, "expired"
+    with store.session() as tx:
+        row = tx.one("SELECT s.cred_version, s.expires_at, s.last_seen, s.revoked_at, u.name, u.role, u.langs, "
+                     "coalesce(u.cred_version, 1), coalesce(u.disabled, false) "
+                     "FROM sessions s LEFT JOIN users u ON u.name = s.user_name WHERE s.id = ?", [_sid_hash(sid)])
+    if row is None:
+        return None, "invalid"
+    version, expires, seen, revoked, name, role, langs, current, disabled = row
+    if name is None:
+        return None, "deleted"
+    if disabled:
+        return None, "disabled"
+    if current != version:
+        return None, "changed"
+    if revoked is not None:
+        return None, "logged out"
+    if expires <= now:
+        return None, "expired"
+    if seen + SESSION_IDLE <= now:
+        return None, "idle"
+    if seen + SEEN_EVERY <= now:
+        store.write(lambda tx: tx.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", [now, _sid_hash(sid)]))
+    return _user((name, role, langs, current)), None
+
+
+def end_session(store: Store, token) -> None:
+    """Log out: the token is refused from now on, wherever it was copied to."""
+    parsed = _parse_token(store, token)
+    if parsed is not None:
+        store.write(lambda tx: tx.execute("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                                          [utcnow(), _sid_hash(parsed[0])]))
+
+
+def _end_sessions(tx, name: str) -> None:
+    tx.execute("UPDATE sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL", [utcnow(), name])
 
 
 # -- Streamlit side (imported lazily so service code and the CLI never need a running app) -----------------------------
+TOKEN_KEY = "xi_session"  # session_state key that holds this tab's session token
+
+
 def get_store() -> Store:
     """The app's Store (a cached resource per database path: $XINSTRUCT_DB or store/xinstruct.duckdb)."""
     return _cached_store(str(default_db_path()))
@@ -206,21 +518,100 @@ def _cached_store(path: str) -> Store:
 
 
 def _open_store(path: str) -> Store:
-    return Store(path)
+    return Store(path, busy_timeout=float(os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120")))
+
+
+def _cookie_token() -> str | None:
+    """The session cookie the browser sent when this tab connected (set by serve.py's /xi/session route)."""
+    import streamlit as st
+
+    from . import websession
+
+    try:
+        value = st.context.cookies.get(websession.COOKIE)
+    except Exception:  # no browser connection (AppTest, bare mode)
+        return None
+    return value if isinstance(value, str) and len(value) <= MAX_TOKEN else None
 
 
 def current_user() -> User | None:
+    """The logged-in user as stored now, re-read on every call (every page run); None when not logged in.
+
+    The token comes from this tab's session state or, after a reload or in a new tab, from the session cookie. A token
+    that no longer holds (logged out, expired, password or role changed, disabled, deleted) clears this tab's state
+    and leaves the reason for the login page.
+    """
     import streamlit as st
 
-    user = st.session_state.get("user")
-    return user if isinstance(user, User) else None
+    ss = st.session_state
+    token = ss.get(TOKEN_KEY)
+    if token is None:
+        token = _cookie_token()
+        if token is not None and token == ss.get("xi_dead_token"):
+            return None  # this tab already found that cookie dead
+    if token is None:
+        ss.pop("user", None)
+        return None
+    user, why = resume_session(get_store(), token)
+    if user is None:
+        _forget()
+        ss["xi_dead_token"] = token
+        ss["xi_ended"] = ENDED.get(why, ENDED["invalid"])
+        ss["xi_clear_cookie"] = True
+        return None
+    ss[TOKEN_KEY] = token
+    ss["user"] = user
+    return user
 
 
-def logout() -> None:
+def _forget() -> None:
+    """Clear this tab's state (the previous user's items, filters and exports are theirs, not the next user's)."""
     import streamlit as st
 
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+
+
+def begin(store: Store, user: User, *, keep_state: bool = False) -> None:
+    """Start a session for `user` in this tab and ask the browser to keep it in an HttpOnly cookie.
+
+    The tab's state is cleared (a new login starts clean) unless `keep_state` (the same user's new session after a
+    password change)."""
+    import streamlit as st
+
+    from . import websession
+
+    token = start_session(store, user)
+    if not keep_state:
+        _forget()
+    st.session_state[TOKEN_KEY] = token
+    st.session_state["user"] = user
+    st.session_state["xi_cookie_code"] = websession.offer(token)
+
+
+def logout() -> None:
+    """End this tab's session on the server (the token is refused from now on) and clear the cookie."""
+    import streamlit as st
+
+    token = st.session_state.get(TOKEN_KEY) or _cookie_token()
+    if token is not None:
+        end_session(get_store(), token)
+    _forget()
+    st.session_state["xi_dead_token"] = token
+    st.session_state["xi_clear_cookie"] = True
+
+
+def cookie_sync() -> None:
+    """Hand a new session to the browser's cookie, or clear a dead one (a few lines of script; nothing visible)."""
+    import streamlit as st
+
+    from . import websession
+
+    code = st.session_state.pop("xi_cookie_code", None)
+    clear = st.session_state.pop("xi_clear_cookie", False)
+    script = websession.script(code=code) if code else websession.script(clear=True) if clear else None
+    if script:
+        st.html(script, unsafe_allow_javascript=True)
 
 
 def _oidc_configured() -> bool:
@@ -242,44 +633,60 @@ def _oidc_user(store: Store) -> User | None:
         email = st.user.get("email") or ""
     except Exception:
         return None
-    return get_user(store, email) if email else None
+    return get_user(store, email) if email and len(email) <= MAX_NAME else None
 
 
 def login_form(store: Store) -> User | None:
-    """Render the login form; on success put the user in the session and rerun. Shows nothing else."""
+    """Render the login form; on success start a session in this tab and rerun. Shows nothing else."""
     import streamlit as st
 
+    cookie_sync()
     if _oidc_configured():
         user = _oidc_user(store)
         if user is not None:
-            st.session_state["user"] = user
+            begin(store, user)
             st.rerun()
         st.button("Log in with single sign-on", on_click=st.login, key="xi_sso")
+    ended = st.session_state.pop("xi_ended", None)
     st.subheader("Log in")
+    if ended:
+        st.info(ended)
     with st.form("xi_login", clear_on_submit=False):
-        name = st.text_input("Name", key="xi_login_name", autocomplete="username")
-        password = st.text_input("Password", type="password", key="xi_login_password", autocomplete="current-password")
+        name = st.text_input("Name", key="xi_login_name", autocomplete="username", max_chars=MAX_NAME)
+        password = st.text_input("Password", type="password", key="xi_login_password", autocomplete="current-password",
+                                 max_chars=MAX_PASSWORD)
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         try:
             user = authenticate(store, name, password)
-        except AccessDenied as exc:
+        except XInstructError as exc:
             st.error(str(exc))
             return None
         if user is None:
             st.error("Wrong name or password.")
             return None
-        st.session_state["user"] = user
-        st.session_state.pop("xi_login_password", None)
+        begin(store, user)
         st.rerun()
     return None
+
+
+def signed_in() -> User | None:
+    """For the router: the current user, or None after showing why the session could not be checked (store errors)."""
+    import streamlit as st
+
+    try:
+        return current_user()
+    except XInstructError as exc:  # the store is busy or broken: do not log anyone out for that
+        st.error(f"Could not check your login: {exc}")
+        st.button("Try again", key="xi_auth_retry", type="primary")
+        st.stop()
 
 
 def require(role: str = "reviewer") -> User:
     """For pages: the logged-in user with at least `role`; otherwise a login prompt or an error, then st.stop()."""
     import streamlit as st
 
-    user = current_user()
+    user = signed_in()
     if user is None:
         login_form(get_store())
         st.stop()

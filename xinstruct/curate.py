@@ -430,7 +430,7 @@ def _bulk_where(filt: CandidateFilter, action: str, extra) -> tuple[str, list]:
 def _bulk(store, filt, user, action, *, extra, chunk, batch, progress) -> BulkResult:
     from . import auth, review
 
-    auth.authorize(user, "curator")
+    user = auth.authorize(user, "curator", store)
     where, params = _bulk_where(filt, action, extra)
     batch = batch or uuid.uuid4().hex[:12]
     result = BulkResult(action=action, batch=batch)
@@ -599,7 +599,7 @@ def adjudicate(store: Store, candidate_id: str, user, action: str, instruction: 
     Returns the decision id."""
     from . import auth, review
 
-    auth.authorize(user, "curator")
+    user = auth.authorize(user, "curator", store)
     if action not in ADJUDICATE_VERDICTS:
         raise InputError(f"unknown adjudication {action!r}", hint="use accept, edit or reject")
     if action == "accept":

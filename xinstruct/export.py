@@ -232,7 +232,7 @@ def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
     if user is not None:
         from . import auth
 
-        auth.authorize(user, "curator")
+        user = auth.authorize(user, "curator", store)
     cfg.validate()
     by_user = getattr(user, "name", None) or f"local:{getpass.getuser()}"
     out = _prepare(cfg)

@@ -261,7 +261,7 @@ def k_for(lang: str, reviews_needed: int | None, ks: Mapping[str, int]) -> int:
 
 
 def set_k(store: Store, lang: str, k: int, user: User) -> None:
-    authorize(user, "curator")
+    user = authorize(user, "curator", store)
     if lang not in LANGS or int(k) < 1:
         raise InputError(f"invalid k {k!r} for {lang!r}", hint="k >= 1 and one of the ten language codes")
     store.set_setting(f"k.{lang}", str(int(k)))
@@ -480,7 +480,7 @@ def next_item(store: Store, user: User, lease_seconds: float = 600) -> dict | No
     0.5; no score last), then id. The lease (re)starts at now + lease_seconds. Returns the candidate with its document
     (text, url, doc_lang), label, score, label_reason, cluster_label, k and lease_expires_at.
     """
-    authorize(user, "reviewer")
+    user = authorize(user, "reviewer", store)
     for lang in user.lang_list:
         _ensure_seq(store, lang)
 
@@ -536,7 +536,7 @@ def queue_size(store: Store, user: User) -> int:
 
 def progress(store: Store, user: User) -> dict[str, int]:
     """{done_today: completed reviews (accept/edit/reject, not undone) by the user since midnight UTC, left_in_queue}."""
-    authorize(user, "reviewer")
+    user = authorize(user, "reviewer", store)
     now = utcnow()
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with store.session() as tx:  # one session: opening the file is the expensive part when the app is idle
@@ -574,11 +574,11 @@ def record_decision(store: Store, candidate_id: str, user: User, action: str, *,
     `reason` from REJECT_REASONS ('other' needs a `note`). An edit that changes nothing is recorded as an accept. An
     adjudicate with a `reason` rejects; with a changed instruction/response it edits; otherwise it accepts.
     """
-    authorize(user, "reviewer")
+    user = authorize(user, "reviewer", store)
     if action not in ACTIONS:
         raise InputError(f"unknown action {action!r}", hint=f"use one of {', '.join(ACTIONS)}")
     if action in CURATOR_ACTIONS:
-        authorize(user, "curator")
+        user = authorize(user, "curator", store)
     note = (note or "").strip() or None
     if action == "reject" or (action == "adjudicate" and reason):
         if reason not in REJECT_REASONS:
@@ -699,7 +699,7 @@ def last_decision(store: Store, user: User) -> dict | None:
 def undo_last(store: Store, user: User, *, request_id: str | None = None, lease_seconds: float = 600) -> dict | None:
     """Take back the user's latest decision in force; returns that decision (or None). The item is leased back to the
     user, so next_item shows it again."""
-    authorize(user, "reviewer")
+    user = authorize(user, "reviewer", store)
     done = _existing(store, request_id)
     if done is not None:  # a retry of an undo that went through: report what it undid, change nothing
         with store.session() as tx:
@@ -727,7 +727,7 @@ def set_document_lang(store: Store, doc_id: str, lang: str, user: User, *, candi
     """A reviewer says the document is in `lang`: documents.lang and the language of its candidates change (so the item
     goes to that language's reviewers); recorded as a 'relabel_lang' decision with before/after. Needs the document's
     current language among the user's languages."""
-    authorize(user, "reviewer")
+    user = authorize(user, "reviewer", store)
     lang = (lang or "").strip().lower()
     if lang not in LANGS:
         raise InputError(f"unknown language code {lang!r}", hint=f"use one of {', '.join(LANGS)}")
@@ -800,5 +800,5 @@ def get_guidelines(store: Store) -> str:
 
 
 def set_guidelines(store: Store, text: str, user: User) -> None:
-    authorize(user, "curator")
+    user = authorize(user, "curator", store)
     store.set_setting(GUIDELINES_KEY, text or "")

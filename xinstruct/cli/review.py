@@ -28,7 +28,7 @@ def users_add(
     replace: Annotated[bool, typer.Option("--replace", help="Reset an existing user's password, role and languages.")] = False,
     db: DbOption = None,
 ) -> None:
-    """Create a user who can log in to the review app.
+    """Create a user who can log in to the review app (--replace: reset one; their sessions end).
 
     Example: xinstruct users add amina --role reviewer --langs sw,ur
     """
@@ -41,11 +41,48 @@ def users_add(
 
 @users_app.command("list")
 def users_list(db: DbOption = None) -> None:
-    """List users with their role and languages (never passwords).
+    """List users with their role, languages, status and open sessions (never passwords).
 
     Example: xinstruct users list
     """
     echo_table(auth.list_users(open_store(db)))
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = None) -> None:
+    """Stop a user from logging in; their open sessions end at their next click. Their decisions stay.
+
+    Example: xinstruct users disable amina
+    """
+    auth.set_disabled(open_store(db), name, True)
+    typer.echo(f"user {name} disabled; their sessions have ended (`xinstruct users enable {name}` undoes it)")
+
+
+@users_app.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="Login name.")], db: DbOption = None) -> None:
+    """Let a disabled user log in again (with their old password).
+
+    Example: xinstruct users enable amina
+    """
+    auth.set_disabled(open_store(db), name, False)
+    typer.echo(f"user {name} enabled")
+
+
+@users_app.command("delete")
+def users_delete(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete a user; their sessions end at once. Their decisions stay in the log under their name.
+
+    Example: xinstruct users delete amina --yes
+    """
+    store = open_store(db)
+    if not yes:
+        typer.confirm(f"Delete user {name}? (their decisions stay in the log)", abort=True)
+    auth.delete_user(store, name)
+    typer.echo(f"user {name} deleted")
 
 
 @app.command("app")
@@ -56,16 +93,16 @@ def run_app(
              "phones and laptops on the local network can open http://<this machine's address>:PORT).")] = "localhost",
     db: DbOption = None,
 ) -> None:
-    """Start the review app (streamlit run app.py) on this database.
+    """Start the review app (streamlit run serve.py: app.py plus its session cookie) on this database.
 
     The command becomes the Streamlit server (exec): stopping it (Ctrl-C, or SIGTERM to its PID) stops the server.
 
     Example: xinstruct app --port 8501 --db store/xinstruct.duckdb
     Example (reviewers' phones on the local network): xinstruct app --host 0.0.0.0 --port 8501
     """
-    script = Path(__file__).resolve().parents[2] / "app.py"
+    script = Path(__file__).resolve().parents[2] / "serve.py"
     if not script.exists():
-        raise InputError(f"app.py not found at {script}", hint="run from a checkout of xinstruct (app.py is at its root)")
+        raise InputError(f"serve.py not found at {script}", hint="run from a checkout of xinstruct (serve.py is at its root)")
     env = dict(os.environ)
     store = open_store(db)  # refuses a database that does not exist; brings an old one to the latest schema
     env["XINSTRUCT_DB"] = str(store.path)
