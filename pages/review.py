@@ -178,13 +178,18 @@ if "xi_item" not in ss:
 item = ss.xi_item
 keys_listener()
 
-# -- header: progress, messages, failed writes -------------------------------------------------------------------------
-try:
-    p = review.progress(store, user)
-    st.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
-               f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
-except XInstructError as exc:
-    st.caption(f"progress unavailable: {exc}")
+# -- header: progress (filled in last: its query must not delay the item), messages, failed writes --------------------
+progress_slot = st.empty()
+
+
+def show_progress():
+    try:
+        p = review.progress(store, user)
+        progress_slot.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
+                              f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
+    except XInstructError as exc:
+        progress_slot.caption(f"progress unavailable: {exc}")
+
 
 if ss.get("xi_flash"):
     kind, message = ss.pop("xi_flash")
@@ -212,6 +217,7 @@ if not item:
     c1.button("Check again", key="xi_check", type="primary", on_click=check_again)
     c2.button("Undo my last decision", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
     guidelines()
+    show_progress()
     st.stop()
 
 cid = item["id"]
@@ -286,3 +292,4 @@ with source:
         st.rerun()
 
 guidelines()
+show_progress()
