@@ -1,4 +1,4 @@
-"""Keypress to next item in the real browser: press A on the Review page, time until the next item's instruction is drawn.
+"""Keypress to next item in the real browser: press A on the Review page, time until the next instruction is drawn.
 
     .venv/bin/python bench/browser.py                       # 30 accepts on this tree and 30 on `main`, interleaved
     .venv/bin/python bench/browser.py --accepts 40 --baseline-ref none
@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--accepts", type=int, default=30, help="timed accepts per server (at least 20 for a p95)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--baseline-ref", default="merge-base",
-                    help="git ref of the baseline app ('merge-base': the merge base of HEAD and main; 'none': no baseline)")
+                    help="git ref of the baseline app ('merge-base': merge base of HEAD and main; 'none': no baseline)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -219,7 +219,8 @@ def main() -> None:
     print("| code path | accepts | p50 ms | p95 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     for name, values in times.items():
-        print(f"| {name} | {len(values)} | {statistics.median(values):.0f} | {pct(values, 95):.0f} | {max(values):.0f} |")
+        p50, p95 = statistics.median(values), pct(values, 95)
+        print(f"| {name} | {len(values)} | {p50:.0f} | {p95:.0f} | {max(values):.0f} |")
     p95 = pct(times["this tree"], 95)
     print(f"\nTarget p95 <= 250 ms (this tree): {'met' if p95 <= 250 else 'NOT met'} ({p95:.0f} ms).")
 

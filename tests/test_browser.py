@@ -86,8 +86,8 @@ def server(tmp_path_factory):
     saved = auth._hasher
     auth._hasher = fast
     rita_ids = add_candidates(store, RITA_ITEMS)
-    store.write(lambda tx: tx.execute("UPDATE documents SET url = ? WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)",
-                                      [UR_URL, ids[0]]))
+    store.write(lambda tx: tx.execute("UPDATE documents SET url = ? "
+                                      "WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)", [UR_URL, ids[0]]))
     store.write(lambda tx: tx.execute("UPDATE documents SET url = 'javascript:alert(1)' "
                                       "WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)", [ids[1]]))
     try:

@@ -2,9 +2,10 @@
 
 A key the reviewer presses is sent to the server as {id, key, item}: a unique id, the key, and the id of the item that
 was on screen when it was pressed. The browser sends one key at a time and queues the rest until the server has
-confirmed the previous one (the page's data carries the last id it handled) and the page is idle, so a key pressed while
-the page reruns is applied afterwards instead of being lost. The server (`resolve`) applies a key only to the item it was
-pressed on and only once per id, and says why when it refuses one; the browser refuses visibly what can no longer apply.
+confirmed the previous one (the page's data carries the last id it handled) and the page is idle, so a key pressed
+while the page reruns is applied afterwards instead of being lost. The server (`resolve`) applies a key only to the item
+it was pressed on and only once per id, and says why when it refuses one; the browser refuses visibly what can no
+longer apply.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from .review import REJECT_REASONS
 KEYMAP: dict[str, dict[str, str]] = {
     "view": {"a": "accept", "e": "edit", "x": "reject", "s": "skip", "u": "undo"},
     "reject": {**{str(n): f"reject:{code}" for n, code in enumerate(REJECT_REASONS, start=1)}, "escape": "cancel"},
-    # While editing, Ctrl+Enter and Esc belong to the edit form (Streamlit's own button shortcuts, so the text typed last
-    # is saved); the listener only delivers an Esc that was queued while the page was busy.
+    # While editing, Ctrl+Enter and Esc belong to the edit form (Streamlit's own button shortcuts, so the text typed
+    # last is saved); the listener only delivers an Esc that was queued while the page was busy.
     "edit": {"escape": "cancel_edit"},
     "empty": {"u": "undo"},
 }
@@ -45,7 +46,8 @@ def resolve(press: Any, *, item_id: str, mode: str, seen: list[str]) -> tuple[st
     """What to do with one key event from the browser: (action, None), (None, message) to refuse it, or (None, None)
     for an id already handled (a resend). `seen` is the session's list of handled ids; the id is added to it."""
     if not isinstance(press, dict) or not all(isinstance(press.get(f), str) for f in ("id", "key", "item")):
-        return None, f"A key event from the browser was malformed and not applied ({str(press)[:80]}). Press the key again."
+        return None, (f"A key event from the browser was malformed and not applied ({str(press)[:80]}). "
+                      "Press the key again.")
     if press["id"] in seen:
         return None, None
     seen.append(press["id"])

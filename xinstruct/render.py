@@ -80,7 +80,8 @@ def review_pair_html(item: dict) -> str:
     """The pair under review: the English instruction, then the native response (long texts scroll in their own box).
     The wrapper carries the candidate id (data-xi-item): the key listener ties a key to the item on screen."""
     return (f'<div class="xi-pair" data-xi-item="{_attr(item["id"])}">'
-            + field_html(item.get("instruction"), "en", css_class="xi-field xi-instruction", label="Instruction (English)")
+            + field_html(item.get("instruction"), "en", css_class="xi-field xi-instruction",
+                         label="Instruction (English)")
             + field_html(item.get("response"), item.get("lang"), css_class="xi-field xi-response",
                          label=f"Response · {lang_name(item.get('lang'))}")
             + "</div>")
