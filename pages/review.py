@@ -1,7 +1,10 @@
-"""Review one item at a time: accept, edit, reject with a reason, skip, undo. Keyboard: A E X S U; Ctrl+Enter / Esc.
+"""Review one item at a time: accept, edit, reject with a reason, skip, undo. Keyboard: A E X S U, 1-6, Esc; Ctrl+Enter.
 
-Thin page: widgets, calls into xinstruct.review, HTML from xinstruct.render. Every write carries a request id made from the
-shown item and the action, so pressing Retry after a failed write never records it twice.
+Thin page: widgets, calls into xinstruct.review, HTML from xinstruct.render, keys from xinstruct.keyboard. Every action
+runs in a callback before the page is drawn, so one script run shows its result. Every write carries a request id made
+from the shown item and the action, so pressing Retry after a failed write never records it twice. Keys come from one
+browser listener (assets/review_keys.js) that queues a key pressed while the page is busy and applies it to the item it
+was pressed on, or refuses it with a message; never silently.
 """
 
 import time
@@ -9,7 +12,7 @@ import uuid
 
 import streamlit as st
 
-from xinstruct import auth, render, review
+from xinstruct import auth, keyboard, render, review
 from xinstruct.errors import AccessDenied, InputError, XInstructError
 from xinstruct.langs import LANGS
 
@@ -46,6 +49,11 @@ def forget_item():
     ss.xi_mode = "view"
 
 
+def current_mode() -> str:
+    return "empty" if not ss.get("xi_item") else ss.get("xi_mode", "view")
+
+
+# -- actions (callbacks: they run before the page is drawn) ------------------------------------------------------------
 def attempt(job):
     """Run one write; on a store failure keep the job for Retry (same request id), never drop it silently."""
     try:
@@ -57,14 +65,14 @@ def attempt(job):
         ss.xi_failed = None
         forget_item()  # others completed it while it was open here: move on to the next item
         flash("warning", str(exc))
-        st.rerun()
+        return
     except (InputError, AccessDenied) as exc:
         ss.xi_failed = None
         flash("warning", str(exc))
-        st.rerun()
+        return
     except XInstructError as exc:
         ss.xi_failed = {**job, "error": str(exc)}
-        st.rerun()
+        return
     ss.xi_failed = None
     if job["action"] == "edit":
         try:
@@ -81,13 +89,82 @@ def attempt(job):
         done = {"accept": "Accepted", "edit": "Saved your edit", "reject": "Rejected", "skip": "Skipped"}
         flash("success", f"{done.get(job['action'], job['action'])}.")
         forget_item()
-    st.rerun()
 
 
 def act(action, **kw):
     item = ss.get("xi_item") or {}
     cid = item.get("id", "-")
     attempt({"action": action, "cid": cid, "kw": kw, "rid": review.request_id_for(user, cid, action, ss.get("xi_nonce"))})
+
+
+def set_mode(mode):
+    ss.xi_mode = mode
+
+
+def reject_with(code):
+    cid = (ss.get("xi_item") or {}).get("id", "-")
+    act("reject", reason=code, note=ss.get(f"xi_note_{cid}", ""))
+
+
+def save_edit():
+    item = ss.get("xi_item") or {}
+    cid = item.get("id", "-")
+    act("edit", instruction=ss.get(f"xi_ed_i_{cid}", item.get("instruction") or ""),
+        response=ss.get(f"xi_ed_r_{cid}", item.get("response") or ""))
+
+
+def cancel_edit():
+    cid = (ss.get("xi_item") or {}).get("id", "-")
+    try:
+        review.clear_draft(store, user, cid)
+    except XInstructError as exc:
+        flash("warning", f"Your draft could not be removed ({exc}); it may come back after a reload.")
+    ss.pop(f"xi_ed_i_{cid}", None)
+    ss.pop(f"xi_ed_r_{cid}", None)
+    ss.xi_mode = "view"
+
+
+def check_again():
+    forget_item()
+
+
+def discard_failed():
+    ss.xi_failed = None
+
+
+ACTIONS = {"accept": lambda: act("accept"), "edit": lambda: set_mode("edit"), "reject": lambda: set_mode("reject"),
+           "skip": lambda: act("skip"), "undo": lambda: act("undo"), "cancel": lambda: set_mode("view"),
+           "cancel_edit": cancel_edit}
+
+
+def on_key():
+    """A key from the browser listener: applied to the item it was pressed on, once, or refused with a message."""
+    try:
+        press = ss["xi_keys"]["press"]
+    except (KeyError, TypeError):
+        return
+    if press is None:
+        return
+    item = ss.get("xi_item") or {}
+    action, refusal = keyboard.resolve(press, item_id=item.get("id", ""), mode=current_mode(),
+                                       seen=ss.setdefault("xi_keys_seen", []))
+    if isinstance(press, dict) and isinstance(press.get("id"), str):
+        ss.xi_keys_ack = press["id"]
+    if refusal:
+        flash("warning", refusal)
+    elif action and action.startswith("reject:"):
+        reject_with(action.removeprefix("reject:"))
+    elif action:
+        ACTIONS[action]()
+
+
+def keys_listener():
+    """The browser listener with what it needs: the item on screen, the mode, its keys and the last key handled."""
+    mode = current_mode()
+    ss.xi_run = ss.get("xi_run", 0) + 1  # new data every run, so the listener always sees the latest ack
+    keyboard.component()(key="xi_keys", on_press_change=on_key, data={
+        "item": (ss.get("xi_item") or {}).get("id", ""), "mode": mode, "keys": keyboard.keys_for(mode),
+        "hint": keyboard.MODE_HINT[mode], "ack": ss.get("xi_keys_ack", ""), "run": ss.xi_run})
 
 
 # -- load ------------------------------------------------------------------------------------------------------------
@@ -99,14 +176,20 @@ if "xi_item" not in ss:
         st.button("Try again", key="xi_reload", type="primary")
         st.stop()
 item = ss.xi_item
+keys_listener()
 
-# -- header: progress, messages, failed writes -------------------------------------------------------------------------
-try:
-    p = review.progress(store, user)
-    st.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
-               f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
-except XInstructError as exc:
-    st.caption(f"progress unavailable: {exc}")
+# -- header: progress (filled in last: its query must not delay the item), messages, failed writes --------------------
+progress_slot = st.empty()
+
+
+def show_progress():
+    try:
+        p = review.progress(store, user)
+        progress_slot.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
+                              f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
+    except XInstructError as exc:
+        progress_slot.caption(f"progress unavailable: {exc}")
+
 
 if ss.get("xi_flash"):
     kind, message = ss.pop("xi_flash")
@@ -117,31 +200,30 @@ if failed:
     st.error(f"Your {failed['action']} was NOT saved: {failed['error']}. Nothing is lost: press Retry "
              "(it is recorded once, however often you press it).")
     retry_col, drop_col = st.columns(2)
-    if retry_col.button("Retry", key="xi_retry", type="primary"):
-        attempt(failed)
-    if drop_col.button("Discard this action", key="xi_discard"):
-        ss.xi_failed = None
-        st.rerun()
+    retry_col.button("Retry", key="xi_retry", type="primary", on_click=attempt, args=(failed,))
+    drop_col.button("Discard this action", key="xi_discard", on_click=discard_failed)
 
-with st.expander("Guidelines", icon=":material/menu_book:"):
-    if time.monotonic() - ss.get("xi_guidelines_at", -1e9) > 60:  # re-read at most once a minute
-        ss.xi_guidelines, ss.xi_guidelines_at = review.get_guidelines(store), time.monotonic()
-    st.markdown(ss.xi_guidelines)
+
+def guidelines():
+    with st.expander("Guidelines", icon=":material/menu_book:"):
+        if time.monotonic() - ss.get("xi_guidelines_at", -1e9) > 60:  # re-read at most once a minute
+            ss.xi_guidelines, ss.xi_guidelines_at = review.get_guidelines(store), time.monotonic()
+        st.markdown(ss.xi_guidelines)
+
 
 if not item:
     st.success("Your queue is empty. Thank you!")
     c1, c2 = st.columns(2)
-    if c1.button("Check again", key="xi_check", type="primary"):
-        forget_item()
-        st.rerun()
-    if c2.button("Undo my last decision", key="xi_undo", shortcut="U"):
-        act("undo")
+    c1.button("Check again", key="xi_check", type="primary", on_click=check_again)
+    c2.button("Undo my last decision", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
+    guidelines()
+    show_progress()
     st.stop()
 
 cid = item["id"]
 mode = ss.get("xi_mode", "view")
 
-# -- the item ----------------------------------------------------------------------------------------------------------
+# -- the item: the pair and the decision first (in view without scrolling), the source beside it or below -------------
 pair, source = st.columns(2, gap="medium")
 with pair:
     if mode == "edit":
@@ -157,6 +239,9 @@ with pair:
                 ss.xi_draft_saved = (cid, new_i, new_r)
             except XInstructError as exc:
                 st.warning(f"Draft not saved yet ({exc}); it is kept in this tab.")
+        bar = st.container(horizontal=True)
+        bar.button("Save edit", key="xi_save", type="primary", shortcut="Ctrl+Enter", on_click=save_edit)
+        bar.button("Cancel", key="xi_cancel", shortcut="Esc", on_click=cancel_edit)
         if changed:
             if new_i != (item["instruction"] or ""):
                 st.caption("Your changes to the instruction")
@@ -166,58 +251,31 @@ with pair:
                 st.html(render.diff_html(review.word_diff(item["response"], new_r), item["lang"]))
         else:
             st.caption("No changes yet. Edit the text, then press Save (Ctrl+Enter).")
-        bar = st.container(horizontal=True)
-        if bar.button("Save edit", key="xi_save", type="primary", shortcut="Ctrl+Enter"):
-            act("edit", instruction=new_i, response=new_r)
-        if bar.button("Cancel", key="xi_cancel", shortcut="Esc"):
-            review.clear_draft(store, user, cid)
-            ss.pop(ikey, None)
-            ss.pop(rkey, None)
-            ss.xi_mode = "view"
-            st.rerun()
     else:
-        st.html(render.field_html(item["instruction"], "en", css_class="xi-field xi-instruction",
-                                  label="Instruction (English)"))
-        st.html(render.field_html(item["response"], item["lang"], css_class="xi-field xi-response",
-                                  label=f"Response · {render.lang_name(item['lang'])}"))
-        st.html(render.suggestion_html(item["label"], item["score"], item["label_reason"]))
+        st.html(render.review_pair_html(item))
         if mode == "reject":
-            note = st.text_input("Details (required for Other)", key=f"xi_note_{cid}")
-            st.caption("Reject because (press 1-6):")
+            st.caption("Reject because (press 1-6, Esc to go back):")
             bar = st.container(horizontal=True)
             for number, (code, label) in enumerate(review.REJECT_REASONS.items(), start=1):
-                if bar.button(label, key=f"xi_reject_{code}", shortcut=str(number)):
-                    act("reject", reason=code, note=note)
-            if bar.button("Cancel", key="xi_cancel_reject", shortcut="Esc"):
-                ss.xi_mode = "view"
-                st.rerun()
+                bar.button(label, key=f"xi_reject_{code}", shortcut=str(number), on_click=reject_with, args=(code,))
+            bar.button("Cancel", key="xi_cancel_reject", shortcut="Esc", on_click=set_mode, args=("view",))
+            st.text_input("Details (required for Other)", key=f"xi_note_{cid}")
         else:
             bar = st.container(horizontal=True)
-            if bar.button("Accept", key="xi_accept", type="primary", shortcut="A"):
-                act("accept")
-            if bar.button("Edit", key="xi_edit", shortcut="E"):
-                ss.xi_mode = "edit"
-                st.rerun()
-            if bar.button("Reject", key="xi_reject", shortcut="X"):
-                ss.xi_mode = "reject"
-                st.rerun()
-            if bar.button("Skip", key="xi_skip", shortcut="S"):
-                act("skip")
-            if bar.button("Undo last", key="xi_undo", shortcut="U"):
-                act("undo")
+            bar.button("Accept", key="xi_accept", type="primary", shortcut="A", on_click=act, args=("accept",))
+            bar.button("Edit", key="xi_edit", shortcut="E", on_click=set_mode, args=("edit",))
+            bar.button("Reject", key="xi_reject", shortcut="X", on_click=set_mode, args=("reject",))
+            bar.button("Skip", key="xi_skip", shortcut="S", on_click=act, args=("skip",))
+            bar.button("Undo last", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
+        # The lead fills in the evaluator's measured agreement with reviewers (agreement_text) here.
+        st.html(render.suggestion_html(item["label"], item["score"], None, reason=item["label_reason"]))
 
 with source:
-    same = (item["text"] or "") == (item["response"] or "")
+    st.html(render.source_html(item, show_text=mode == "edit"))
     meta = [f"cluster: {item['cluster_label']}" if item.get("cluster_label") else None,
             f"reviews needed: {item.get('k', item['reviews_needed'])}",
             f"status: {item['review_status']}"]
-    box = st.expander("Source web text (identical to the response)") if same and mode != "edit" else st.container()
-    with box:
-        if not same or mode == "edit":
-            st.html(render.field_html(item["text"], item["doc_lang"] or item["lang"], css_class="xi-field xi-source",
-                                      label="Source web text"))
-        st.html(render.url_html(item["url"]))
-        st.caption(" · ".join(m for m in meta if m))
+    st.caption(" · ".join(m for m in meta if m))
     codes = list(LANGS)
     current = item["doc_lang"] if item["doc_lang"] in LANGS else item["lang"]
     new_lang = st.selectbox("Document language (correct it if wrong)", codes, index=codes.index(current),
@@ -232,3 +290,6 @@ with source:
             flash("warning", f"Language not changed: {exc}")
             ss.pop(f"xi_lang_{cid}", None)
         st.rerun()
+
+guidelines()
+show_progress()

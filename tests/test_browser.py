@@ -1,9 +1,15 @@
 """The review app in a real browser: `streamlit run app.py` on a temp store, Debian chromium driven by Playwright.
 
-Logs in, reviews three items with the keyboard (A; X then 1; E, type, Ctrl+Enter), checks that the Urdu field is laid
-out right-to-left and that a document containing <script> shows the literal text, logs out, stops the server and reads
-the decisions back from the database. First the phone layout (390 px wide): a screenshot and no horizontal overflow.
+* The decision in view: at 1366x768 and on a 390x844 phone the instruction, the start of a long response and the
+  Accept/Edit/Reject buttons lie inside the viewport without scrolling (the response scrolls in its own box); the source
+  panel names the source, links the URL safely and shows the original text where it differs from the response.
+* The keyboard flow as admin: A; X then 1; E, type, Ctrl+Enter; Urdu right-to-left; a <script> shows as text.
+* Keys pressed while the page is busy (as a second reviewer, on items of their own languages): a burst is queued and
+  applied in order to the item it was pressed on; a key pressed on an item that is gone is refused with a visible
+  notice and lands on no other item. The decisions are read back from the database.
+
 Screenshots go to the test's tmp folder and are copied to $TMPDIR/xinstruct-review-{desktop,phone}.png.
+`bench/browser_soak.sh` runs this file repeatedly beside a CPU hog.
 """
 
 from __future__ import annotations
@@ -31,13 +37,26 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "browser-pass-1"
-UR = ("وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات میں واضح کر دیا "
-      "ہے کہ پاکستان نے دہشت گردی کے خلاف بڑی قربانیاں دی ہیں")
+UR_SENTENCE = ("وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات میں واضح کر "
+               "دیا ہے کہ پاکستان نے دہشت گردی کے خلاف بڑی قربانیاں دی ہیں۔ ")
+UR = UR_SENTENCE * 14  # a long response: it must scroll inside its own box, the buttons stay in view
+UR_ORIGINAL = "ہوم | خبریں | رابطہ\n" + UR  # the web text before cleaning: the source panel shows it
+UR_URL = "https://example.org/ur/news?id=7&lang=ur"
 SCRIPT_DOC = "<script>alert(1)</script> Habari za leo: mvua kubwa imenyesha Dar es Salaam na mitaa mingi imejaa maji."
 BN = "দিল্লী দর্বার তৈরীর পূর্বে, গেটওয়ে অব ইন্ডিয়া ১৯১১ সালে কিং জর্জ ফাইভ এবং কুনি মেরি মুম্বাই আগমনের স্মৃতি রক্ষার্থে নির্মাণ করা হয়েছিল।"
 TA = "ஆனால், இந்த வரிசையில் சென்னை அருகே அமைக்கப்பட உள்ள கிரீன் பீல்டு விமான நிலையத்துக்கு பாதிப்பு ஏற்படும் வகையில்"
 TH = "ในปี พ.ศ. 2427 พระบาทสมเด็จพระจุลจอมเกล้าเจ้าอยู่หัว ทรงพระกรุณาโปรดเกล้าฯ ให้พระเจ้าน้องยาเธอ กรมหมื่นพิชิตปรีชากร"
 EDITED = "Why was the Gateway of India built, and when?"
+RITA_ITEMS = [  # the second reviewer's queue (fi, tr, vi, id), in queue order; scored last in the admin's queue
+    {"lang": "fi", "text": "Kaupungin valtuusto päätti eilen rakentaa uuden kirjaston keskustaan ensi vuonna.",
+     "instruction": "What did the city council decide yesterday?", "score": 0.95},
+    {"lang": "tr", "text": "Belediye meclisi dün şehir merkezine yeni bir kütüphane yapılmasına karar verdi.",
+     "instruction": "What did the municipal council decide?", "score": 0.96},
+    {"lang": "vi", "text": "Hội đồng thành phố hôm qua đã quyết định xây một thư viện mới ở trung tâm.",
+     "instruction": "What will be built in the city centre?", "score": 0.97},
+    {"lang": "id", "text": "Dewan kota kemarin memutuskan untuk membangun perpustakaan baru di pusat kota.",
+     "instruction": "What did the city council decide to build?", "score": 0.98},
+]
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -56,8 +75,8 @@ def server(tmp_path_factory):
     db = folder / "review.duckdb"
     store = Store(db)
     ids = add_candidates(store, [
-        {"lang": "ur", "text": UR, "instruction": "What did Pakistan's finance minister tell the US envoy?", "score": 0.5,
-         "label": "good"},
+        {"lang": "ur", "text": UR_ORIGINAL, "response": UR, "score": 0.5, "label": "good",
+         "instruction": "What did Pakistan's finance minister tell the US envoy?"},
         {"lang": "sw", "text": SCRIPT_DOC, "instruction": "What is today's weather news?", "score": 0.45, "label": "flawed"},
         {"lang": "bn", "text": BN, "instruction": "Why was the Gateway of India built?", "score": 0.6},
         {"lang": "ta", "text": TA, "instruction": "What protest was announced near Chennai?", "score": 0.7},
@@ -66,8 +85,14 @@ def server(tmp_path_factory):
     fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # the server verifies it, then rehashes once
     saved = auth._hasher
     auth._hasher = fast
+    rita_ids = add_candidates(store, RITA_ITEMS)
+    store.write(lambda tx: tx.execute("UPDATE documents SET url = ? "
+                                      "WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)", [UR_URL, ids[0]]))
+    store.write(lambda tx: tx.execute("UPDATE documents SET url = 'javascript:alert(1)' "
+                                      "WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)", [ids[1]]))
     try:
         auth.add_user(store, "boss", PASSWORD, "admin", [])
+        auth.add_user(store, "rita", PASSWORD, "reviewer", ["fi", "tr", "vi", "id"])
     finally:
         auth._hasher = saved
     del store  # the file is closed after every session; the server process opens it alone
@@ -88,7 +113,8 @@ def server(tmp_path_factory):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"streamlit did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.3)
-        yield {"url": f"http://127.0.0.1:{port}/", "proc": proc, "db": db, "ids": ids, "folder": folder}
+        yield {"url": f"http://127.0.0.1:{port}/", "proc": proc, "db": db, "ids": ids, "rita": rita_ids,
+               "folder": folder}
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -112,9 +138,9 @@ def browser(server):
             b.close()
 
 
-def _login(page, url):
+def _login(page, url, name="boss"):
     page.goto(url)
-    page.get_by_role("textbox", name="Name").fill("boss")
+    page.get_by_role("textbox", name="Name").fill(name)
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_selector(".xi-response", timeout=60_000)
@@ -125,6 +151,49 @@ def _shot(page, path: Path, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     shutil.copy(path, Path(tempfile.gettempdir()) / f"xinstruct-review-{name}.png")
     return path
+
+
+def _inside(box, width, height, top=0.0) -> bool:
+    return (box is not None and box["x"] >= -1 and box["x"] + box["width"] <= width + 1
+            and box["y"] >= top - 1 and box["y"] + box["height"] <= height + 1)
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (390, 844)], ids=["laptop", "phone"])
+def test_decision_in_view(server, browser, size):
+    width, height = size
+    phone = width < 640
+    page = browser.new_page(viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone,
+                            device_scale_factor=2 if phone else 1)
+    _login(page, server["url"])
+    page.wait_for_selector(".xi-response >> text=وزیرخزانہ")
+    time.sleep(0.8)  # fonts and layout settle
+    header = page.locator('[data-testid="stHeader"]').bounding_box()
+    top = header["y"] + header["height"] if header else 0.0
+    assert page.evaluate("() => document.scrollingElement.scrollTop") == 0
+    boxes = {"instruction": page.locator(".xi-instruction").bounding_box()}
+    for name in ("Accept", "Edit", "Reject"):
+        boxes[name] = page.get_by_role("button", name=name).bounding_box()
+    for name, box in boxes.items():
+        assert _inside(box, width, height, top), (name, box, size, top)
+    response = page.locator(".xi-response")
+    box = response.bounding_box()
+    assert box["y"] >= top - 1 and box["y"] + 60 <= height, (box, size)  # at least its first lines are in view
+    # the long response scrolls inside its own box (the page does not grow past the buttons)
+    assert response.evaluate("e => e.scrollHeight > e.clientHeight + 20 && getComputedStyle(e).overflowY === 'auto'")
+    # the source panel: its name, a safe link, and the original text (it differs from the cleaned response)
+    panel = page.locator(".xi-source-panel")
+    expect_text = panel.inner_text()
+    assert "test" in expect_text  # documents.source of the fixture
+    link = panel.locator(".xi-url a")
+    assert link.get_attribute("href") == UR_URL
+    assert link.get_attribute("rel") == "noopener noreferrer" and link.get_attribute("target") == "_blank"
+    assert "ہوم | خبریں" in panel.locator(".xi-source").inner_text()
+    # the suggestion is neutral: labelled as a suggestion, no verdict colour
+    suggestion = page.locator(".xi-suggest")
+    assert suggestion.inner_text().startswith("Suggestion")
+    colour = suggestion.evaluate("e => getComputedStyle(e.querySelector('.xi-suggest-title') || e).color")
+    assert colour not in ("rgb(27, 127, 59)", "rgb(180, 35, 24)"), colour
+    page.close()
 
 
 def test_phone_layout(server, browser, tmp_path):
@@ -141,6 +210,51 @@ def test_phone_layout(server, browser, tmp_path):
     assert widths["doc"] <= widths["win"], widths
     assert widths["main"] <= widths["mainClient"] + 1, widths
     page.close()
+
+
+def _rita_decisions(server) -> list[tuple]:
+    """Rita's decisions so far, read by the server's own store (the app holds the file only during a request)."""
+    store = Store(server["db"])
+    with store.session() as tx:
+        return [tuple(r) for r in tx.all("SELECT candidate_id, action, reason FROM decisions WHERE reviewer = 'rita' "
+                                         "ORDER BY id")]
+
+
+def test_keys_pressed_while_busy(server, browser):
+    """Keys pressed faster than the page reruns: queued and applied to their item, or refused visibly; never lost."""
+    from playwright.sync_api import expect
+
+    fi, tr, vi, id_ = server["rita"]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    _login(page, server["url"], "rita")
+    refused = page.locator("#xi-keys-refused")
+
+    # 1. A, A: the first accepts the Finnish item; the second was pressed on that item too (the next one was not on
+    #    screen yet), so it must not accept the Turkish item: it is refused with a visible notice.
+    expect(page.locator(".xi-response")).to_contain_text("Kaupungin", timeout=30_000)
+    page.locator(".xi-instruction").click()
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
+    expect(page.locator(".xi-response")).to_contain_text("Belediye", timeout=30_000)
+    expect(refused).to_be_visible(timeout=30_000)
+    expect(refused).to_contain_text("A was not applied")
+
+    # 2. X, 1 in one burst on the Turkish item: the 1 waits until the reasons are there, then rejects.
+    page.keyboard.press("x")
+    page.keyboard.press("1")
+    expect(page.get_by_text("Rejected.")).to_be_visible(timeout=30_000)
+
+    # 3. X, Esc, S in one burst on the Vietnamese item: reject mode, back, skip; each applied once, in order.
+    expect(page.locator(".xi-response")).to_contain_text("Hội đồng", timeout=30_000)
+    page.keyboard.press("x")
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
+    expect(page.get_by_text("Skipped.")).to_be_visible(timeout=30_000)
+    expect(page.locator(".xi-response")).to_contain_text("Dewan kota", timeout=30_000)
+    page.close()
+
+    assert _rita_decisions(server) == [(fi, "accept", None), (tr, "reject", "wrong_language"), (vi, "skip", None)]
 
 
 def test_review_with_keyboard(server, browser):
@@ -165,6 +279,8 @@ def test_review_with_keyboard(server, browser):
     response = page.locator(".xi-response")
     expect(response).to_contain_text("<script>alert(1)</script>", timeout=30_000)
     assert page.locator(".xi-response script").count() == 0
+    assert page.locator(".xi-source-panel a").count() == 0  # a javascript: URL is shown as text, never as a link
+    expect(page.locator(".xi-source-panel")).to_contain_text("javascript:alert(1)")
     page.keyboard.press("x")
     expect(page.get_by_role("button", name="Wrong language")).to_be_visible(timeout=30_000)
     page.keyboard.press("1")
@@ -194,6 +310,7 @@ def test_review_with_keyboard(server, browser):
     with store.session() as tx:
         rows = tx.dicts("SELECT candidate_id, reviewer, action, reason, after FROM decisions ORDER BY id")
     ur_id, sw_id, bn_id = server["ids"][:3]
+    rows = [r for r in rows if r["reviewer"] == "boss"]  # (the second reviewer's are checked by their own test)
     assert [(r["candidate_id"], r["reviewer"], r["action"], r["reason"]) for r in rows] == [
         (ur_id, "boss", "accept", None), (sw_id, "boss", "reject", "wrong_language"), (bn_id, "boss", "edit", None)]
     assert json.loads(rows[2]["after"])["instruction"] == EDITED

@@ -85,6 +85,7 @@ def concurrent_apptest(file_store, monkeypatch):
     mismatch"); the server compiles each script once under a lock, and so do the sessions here (one shared ScriptCache).
     The harness needs all this, not the app."""
     from streamlit import config
+    from streamlit.components.v2.component_manager import BidiComponentManager
     from streamlit.runtime import Runtime
     from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
     from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
@@ -97,6 +98,7 @@ def concurrent_apptest(file_store, monkeypatch):
     fallback.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
     fallback.dataframe_source_mgr = DataframeSourceManager()
     fallback.cache_storage_manager = MemoryCacheStorageManager()
+    fallback.bidi_component_registry = BidiComponentManager()  # the Review page's key listener is a v2 component
     monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: cls._instance or fallback))
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
     shared_cache = ScriptCache()

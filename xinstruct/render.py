@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from functools import lru_cache
 from importlib import resources
+from urllib.parse import urlsplit
 
 from .langs import LANGS, text_direction
 
@@ -36,25 +37,74 @@ def diff_html(ops: list[tuple[str, str]] | list[list[str]], lang: str | None = N
             + "".join(parts) + "</div>")
 
 
-def suggestion_html(label: str | None, score: float | None, reason: str | None) -> str:
-    """The evaluator's label, score and reason, shown as a suggestion."""
+def suggestion_html(label: str | None, score: float | None, agreement_text: str | None = None, *,
+                    reason: str | None = None) -> str:
+    """The evaluator's label and score as a neutral suggestion (never coloured as a verdict). `agreement_text` says how
+    far the evaluator agrees with reviewers of this language (filled in by the evaluator's owner); without it the
+    suggestion says that it is unmeasured. `reason` is the evaluator's own explanation, when it gave one."""
     if label is None and score is None and not reason:
-        return '<div class="xi-suggest">No evaluator suggestion for this item.</div>'
-    lab = html.escape(label or "unlabelled")
-    sc = "" if score is None else f" · score {float(score):.2f}"
-    why = f'<div dir="{text_direction(reason)}">{html.escape(reason)}</div>' if reason else ""
-    return (f'<div class="xi-suggest">Evaluator suggests <b class="{_attr(label or "")}">{lab}</b>{sc}'
-            f"{why}</div>")
+        return '<div class="xi-suggest">Suggestion: none for this item.</div>'
+    what = html.escape(label or "no label") + ("" if score is None else f" · score {float(score):.2f}")
+    note = agreement_text or "Agreement with reviewers not measured yet: decide from the texts."
+    why = f'<div class="xi-suggest-why" dir="{text_direction(reason)}">{html.escape(reason)}</div>' if reason else ""
+    return (f'<div class="xi-suggest"><span class="xi-suggest-title">Suggestion</span> (evaluator): {what}'
+            f'<div class="xi-suggest-note">{html.escape(note)}</div>{why}</div>')
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) URL with a host (safe to put in an href), else None."""
+    if not url:
+        return None
+    url = str(url).strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(ord(ch) < 32 for ch in url):
+        return None
+    return url
 
 
 def url_html(url: str | None) -> str:
+    """The source URL: a link (new tab, no referrer, no opener) for http(s) URLs, plain escaped text otherwise."""
     if not url:
         return '<div class="xi-url">no source url</div>'
-    safe = url if url.lower().startswith(("http://", "https://")) else None
-    text = html.escape(url)
+    safe = safe_url(url)
+    text = html.escape(str(url))
     if safe is None:
-        return f'<div class="xi-url">{text}</div>'
+        return f'<div class="xi-url">{text} <span class="xi-muted">(not a web link)</span></div>'
     return f'<div class="xi-url"><a href="{_attr(safe)}" target="_blank" rel="noopener noreferrer">{text}</a></div>'
+
+
+def review_pair_html(item: dict) -> str:
+    """The pair under review: the English instruction, then the native response (long texts scroll in their own box).
+    The wrapper carries the candidate id (data-xi-item): the key listener ties a key to the item on screen."""
+    return (f'<div class="xi-pair" data-xi-item="{_attr(item["id"])}">'
+            + field_html(item.get("instruction"), "en", css_class="xi-field xi-instruction",
+                         label="Instruction (English)")
+            + field_html(item.get("response"), item.get("lang"), css_class="xi-field xi-response",
+                         label=f"Response · {lang_name(item.get('lang'))}")
+            + "</div>")
+
+
+def source_html(item: dict, *, show_text: bool = False) -> str:
+    """The source panel: where the text comes from (source name, line, a safe link) and the original web text when it
+    differs from the response (responses may have been cleaned), or always with `show_text`."""
+    where = str(item.get("source") or "unknown source")
+    if item.get("source_line") is not None:
+        where += f", line {item['source_line']}"
+    text, response = item.get("text") or "", item.get("response") or ""
+    parts = [f'<div class="xi-source-panel"><div class="xi-label">Source</div>'
+             f'<div class="xi-source-name">{html.escape(where)}</div>', url_html(item.get("url"))]
+    if text != response:
+        parts.append(field_html(text, item.get("doc_lang") or item.get("lang"), css_class="xi-field xi-source",
+                                label="Original web text (differs from the response)"))
+    elif show_text:
+        parts.append(field_html(text, item.get("doc_lang") or item.get("lang"), css_class="xi-field xi-source",
+                                label="Original web text (identical to the response)"))
+    else:
+        parts.append('<div class="xi-muted">The response is the original web text, unchanged.</div>')
+    return "".join(parts) + "</div>"
 
 
 def lang_name(code: str | None) -> str:

@@ -460,13 +460,15 @@ def _item(tx: Tx, candidate_id: str) -> dict | None:
     if not rows:
         return None
     item = rows[0]
-    doc = tx.one("SELECT text, url, lang, lang_detected, lang_confidence FROM documents WHERE id = ?", [item["doc_id"]])
-    item.update(zip(("text", "url", "doc_lang", "lang_detected", "lang_confidence"), doc or (None,) * 5))
+    doc = tx.one("SELECT text, url, lang, lang_detected, lang_confidence, source, source_line FROM documents WHERE id = ?",
+                 [item["doc_id"]])
+    item.update(zip(("text", "url", "doc_lang", "lang_detected", "lang_confidence", "source", "source_line"),
+                    doc or (None,) * 7))
     return item
 
 
 def get_item(store: Store, candidate_id: str) -> dict | None:
-    """A candidate with its document (text, url, doc_lang), as next_item returns it; no lease."""
+    """A candidate with its document (text, url, doc_lang, source, source_line), as next_item returns it; no lease."""
     with store.session() as tx:
         return _item(tx, candidate_id)
 
@@ -478,7 +480,7 @@ def next_item(store: Store, user: User, lease_seconds: float = 600) -> dict | No
     candidate in the user's languages with gen_status 'ok', not final, not decided (or skipped) by this user, and with
     completed reviews + other reviewers' unexpired leases < k; selected first, then the most informative (score nearest
     0.5; no score last), then id. The lease (re)starts at now + lease_seconds. Returns the candidate with its document
-    (text, url, doc_lang), label, score, label_reason, cluster_label, k and lease_expires_at.
+    (text, url, doc_lang, source, source_line), label, score, label_reason, cluster_label, k and lease_expires_at.
     """
     user = authorize(user, "reviewer", store)
     for lang in user.lang_list:
