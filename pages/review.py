@@ -18,6 +18,15 @@ from xinstruct.langs import LANGS
 
 user = auth.require("reviewer")
 store = auth.get_store()
+
+
+@st.cache_data(ttl=120, show_spinner=False)
+def _agreement_text(db: str, lang: str) -> str:
+    """The evaluator's measured agreement with this language's reviewers (quality.suggestion_status), refreshed every
+    two minutes: unproven until MIN_PROVEN reviews of the language."""
+    from xinstruct.quality import suggestion_status
+
+    return suggestion_status(store, lang).text
 ss = st.session_state
 
 
@@ -267,8 +276,8 @@ with pair:
             bar.button("Reject", key="xi_reject", shortcut="X", on_click=set_mode, args=("reject",))
             bar.button("Skip", key="xi_skip", shortcut="S", on_click=act, args=("skip",))
             bar.button("Undo last", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
-        # The lead fills in the evaluator's measured agreement with reviewers (agreement_text) here.
-        st.html(render.suggestion_html(item["label"], item["score"], None, reason=item["label_reason"]))
+        agreement = _agreement_text(str(store.path), item["lang"])  # how far this evaluator has agreed with reviewers
+        st.html(render.suggestion_html(item["label"], item["score"], agreement, reason=item["label_reason"]))
 
 with source:
     st.html(render.source_html(item, show_text=mode == "edit"))

@@ -75,10 +75,10 @@ def test_assess_through_a_real_model_and_the_grounding_check(tmp_path):
                                        ("Describe the port city of Mombasa in Kenya.", text, "sw")])
     assert [o.missing for o in out] == [[], ["Mombasa", "Kenya"]]
     assert "'Mombasa'" in out[1].grounding_message and out[0].grounding_message == ""
-    assert all(0 < o.p_accept < 1 and np.isfinite(o.features["pmi"]) for o in out)
-    assert out[0].p_accept > out[1].p_accept  # same model signals up to the names: grounding decides
+    assert all(0 < o.p_keep < 1 and np.isfinite(o.features["pmi"]) for o in out)
+    assert out[0].p_keep > out[1].p_keep  # same model signals up to the names: grounding decides
     # stored features give the same probability as the live path (what `xinstruct feedback` retrains on)
-    np.testing.assert_allclose(ev.predict_stored([o.features for o in out]), [o.p_accept for o in out], atol=1e-9)
+    np.testing.assert_allclose(ev.predict_stored([o.features for o in out]), [o.p_keep for o in out], atol=1e-9)
 
 
 def test_retrain_learns_from_human_decisions(tmp_path):

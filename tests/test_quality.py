@@ -37,7 +37,7 @@ def test_agreement_auc_and_calibration_by_hand():
     a = quality.agreement(labels, perfect)
     assert (a.n, a.accept, a.edit, a.reject) == (15, 5, 5, 5)
     assert a.auc_accept == 1.0 and a.auc_usable == 1.0
-    # Brier: accepts (0.9-1)^2, others 0.5^2 and 0.1^2
+    # Brier against kept (accept or edit): accepts (0.9-1)^2, edits (0.5-1)^2, rejects 0.1^2
     assert a.brier == pytest.approx(round((5 * 0.01 + 5 * 0.25 + 5 * 0.01) / 15, 3))
     inverted = quality.agreement(labels, [1 - s for s in perfect])
     assert inverted.auc_accept == 0.0 and inverted.auc_usable == 0.0

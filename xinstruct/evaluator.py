@@ -1,4 +1,5 @@
-"""The trained evaluator: the probability that a native reviewer accepts a draft (English instruction, native text).
+"""The trained evaluator: the probability that a native reviewer keeps a draft (English instruction, native text):
+accepts it as it is or after a small edit.
 
 The paper's evaluator is a trained model; ours is a small logistic regression over signals that one pass of the
 generator (the backward model, text -> instruction) gives, plus the grounding check and a few surface features:
@@ -298,7 +299,7 @@ def load_feature_model(ev: TrainedEvaluator, device: str | None = None) -> Model
 
 @dataclass
 class Assessment:
-    p_accept: float  # P(a reviewer accepts the draft as it is)
+    p_keep: float  # P(a reviewer keeps the draft: accepted as it is or after a small edit)
     features: dict[str, float]  # the named features and the hidden-state components the evaluator used
     missing: list[str]  # names and numbers of the instruction not found in the text (grounding)
     grounding_message: str  # e.g. "'Sri Ghalib Airport' not in the text"; empty when all were found
@@ -323,4 +324,4 @@ def assess(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, s
 
 def score(ev: TrainedEvaluator, model: Model, items: Sequence[tuple[str, str, str]]) -> list[float]:
     """P(accepted as is) for each (instruction, text, lang)."""
-    return [a.p_accept for a in assess(ev, model, items)]
+    return [a.p_keep for a in assess(ev, model, items)]

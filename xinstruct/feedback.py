@@ -146,8 +146,8 @@ MIN_RETRAIN = 20  # reviewed drafts with the trained evaluator's features (and b
 
 
 def retrain_evaluator(store: Store, rows: list[dict], name: str) -> dict | None:
-    """Retrain the trained evaluator on its shipped training data plus the store's human decisions (accepted as is =
-    1), fitted on one half of the reviewed drafts (split by candidate id) and measured on the other half beside the
+    """Retrain the trained evaluator on its shipped training data plus the store's human decisions (kept = accepted
+    or edited = 1, its target), fitted on one half of the reviewed drafts (split by candidate id) and measured on the other half beside the
     evaluator that labelled them; registered as a model version of kind 'evaluator', which later labelling uses."""
     from sklearn.metrics import roc_auc_score
 
@@ -159,7 +159,7 @@ def retrain_evaluator(store: Store, rows: list[dict], name: str) -> dict | None:
     if base is None or len(reviewed) < MIN_RETRAIN:
         return None
     feats = [json.loads(r["features"]) if isinstance(r["features"], str) else r["features"] for r in reviewed]
-    y = np.array([human_label(r["review_status"]) for r in reviewed], dtype=int)
+    y = np.array([r["review_status"] in ("accepted", "edited") for r in reviewed], dtype=int)  # kept, the target
     test = np.array([in_test_half(r["id"]) for r in reviewed])
     if len(set(y[~test])) < 2:
         return None

@@ -277,13 +277,13 @@ class DraftChooser:
         scores = assess(self.ev, self.scorer, [(ins, docs[i].text, docs[i].lang) for i, _, ins in options])
         best: dict[int, tuple[float, Generation]] = {}
         for (i, g, _), a in zip(options, scores):
-            if i not in best or a.p_accept > best[i][0]:
-                best[i] = (a.p_accept, g)
+            if i not in best or a.p_keep > best[i][0]:
+                best[i] = (a.p_keep, g)
         out = []
         for i, gens in enumerate(drafts):
             chosen = best[i][1] if i in best else gens[0]  # none parsed: keep the first (it is rejected with its reason)
             out.append(Generation(chosen.text, n_tokens=sum(g.n_tokens for g in gens),
-                                  meta={"drafts": len(gens), "p_accept": best[i][0] if i in best else None}))
+                                  meta={"drafts": len(gens), "p_keep": best[i][0] if i in best else None}))
         return out
 
 

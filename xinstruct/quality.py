@@ -8,7 +8,8 @@ decisions (accepted -> accept, edited -> edit with the final instruction as gold
 Agreement of a score in [0, 1] with the labels, per language:
 * `auc_accept`: ROC-AUC of the score for accept vs edit-or-reject (what the score claims: P(accepted as is));
 * `auc_usable`: ROC-AUC for accept-or-edit vs reject;
-* calibration: Brier score and expected calibration error (ECE, 5 equal-width bins) of the score as P(accept).
+* calibration: Brier score and expected calibration error (ECE, 5 equal-width bins) of the score as P(kept), kept
+  = accept or edit (the trained evaluator's target).
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
 
 
 def agreement(labels: Sequence[str], scores: Sequence[float | None]) -> Agreement:
-    """How well scores (P(accept as is)) agree with human labels; pairs without a score are left out."""
+    """How well scores agree with human labels; pairs without a score are left out. AUCs rank; calibration reads the
+    score as P(kept), kept = accept or edit."""
     pairs = [(lab, s) for lab, s in zip(labels, scores) if s is not None]
     counts = {k: sum(1 for lab, _ in pairs if lab == k) for k in LABELS}
     if not pairs:
@@ -140,8 +142,8 @@ def agreement(labels: Sequence[str], scores: Sequence[float | None]) -> Agreemen
     return Agreement(
         n=len(pairs), accept=counts["accept"], edit=counts["edit"], reject=counts["reject"],
         auc_accept=_auc(accept, s), auc_usable=_auc(usable, s),
-        brier=round(float(np.mean((s - accept) ** 2)), 3),
-        ece=round(expected_calibration_error(accept, s), 3),
+        brier=round(float(np.mean((s - usable) ** 2)), 3),
+        ece=round(expected_calibration_error(usable, s), 3),
         mean_score=round(float(s.mean()), 3),
     )
 

@@ -218,7 +218,8 @@ class Evaluator:
 
 
 class TrainedJudge:
-    """Labels with the trained evaluator (xinstruct.evaluator): score = P(a reviewer accepts the draft as it is)."""
+    """Labels with the trained evaluator (xinstruct.evaluator): score = P(a reviewer keeps the draft: accepts it as it
+    is or after a small edit)."""
 
     def __init__(self, ev, model: Model, cfg: RefineConfig):
         self.ev, self.model, self.cfg = ev, model, cfg
@@ -231,9 +232,10 @@ class TrainedJudge:
 
         out = []
         for a in assess(self.ev, self.model, items):
-            label = label_for(a.p_accept, self.good_at, self.bad_below, a.missing)
-            reason = f"P(accepted as is) {a.p_accept:.2f}" + (f"; {a.grounding_message}" if a.grounding_message else "")
-            out.append(Verdict(label, a.p_accept, reason, features=a.features, missing=tuple(a.missing)))
+            label = label_for(a.p_keep, self.good_at, self.bad_below, a.missing)
+            reason = (f"{a.p_keep:.0%} likely usable as is or after a small edit"
+                      + (f"; {a.grounding_message}" if a.grounding_message else ""))
+            out.append(Verdict(label, a.p_keep, reason, features=a.features, missing=tuple(a.missing)))
         return out
 
 
