@@ -44,7 +44,7 @@ def assert_every_demo_user_has_work(store) -> dict[str, dict[str, int]]:
         user = auth.add_user(store, name, "demo-password-1", role, langs)
         sizes[name] = {}
         for lang in user.lang_list:
-            one_lang = dataclasses.replace(user, langs=(lang,))
+            one_lang = dataclasses.replace(user, langs=(lang,), cred_version=None)  # a view of one language (not re-read)
             sizes[name][lang] = review.queue_size(store, one_lang)
             item = review.next_item(store, one_lang)
             assert item is not None and item["lang"] == lang, f"{name} has nothing to review in {lang}: {sizes[name]}"
@@ -57,12 +57,18 @@ def assert_every_demo_user_has_work(store) -> dict[str, dict[str, int]]:
 def fake_instruction(prompt: str) -> str:
     # the generation prompt ends with the document; the fake writes an English instruction about one of a few
     # topics chosen from it, so that diversify sees distinct instructions
-    return f"Explain what the text says about {TOPICS[len(prompt) % len(TOPICS)]} in detail."
+    return f"Explain in detail how {TOPICS[len(prompt) % len(TOPICS)]} shapes daily life."
+
+
+def fake_loglik(prompt: str, continuation: str) -> float:
+    """The instruction is likely given its text and unlikely without one (the generation prompt with no text ends
+    and the instruction header): the trained evaluator sees drafts that fit their texts."""
+    return -3.0 if "### Text:\n\n\n###" in prompt else -1.0
 
 
 def test_demo_config_gives_every_demo_user_work_fake_models(file_store):
     cfg, base = load_config(DEMO_CONFIG)
-    model = FakeModel(generate_fn=fake_instruction)
+    model = FakeModel(generate_fn=fake_instruction, loglik_fn=fake_loglik)
     summary = run(file_store, cfg, base, model=model, evaluator=model, embedder=TopicEmbedder(), progress=False,
                   echo=lambda s: None)
     limit = cfg.generate["limit"]

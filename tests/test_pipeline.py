@@ -46,7 +46,8 @@ def test_whole_pipeline_with_fake_model_then_resume_adds_nothing(store, tmp_path
     corpus.write_text("".join(f'{{"text": "{t}"}}\n' for t in SW), encoding="utf-8")
     cfg, base = load_config(write(tmp_path, {
         "languages": ["sw"], "inputs": ["sw.jsonl"],
-        "ingest": {"lang": "sw"}, "generate": {"batch_size": 1}, "diversify": {"target": 1}}))
+        "ingest": {"lang": "sw"}, "generate": {"batch_size": 1}, "diversify": {"target": 1},
+        "refine": {"evaluator": "gain"}}))  # scripted likelihoods: the gain score labels them predictably
     model = FakeModel(generate_fn=lambda p: "Explain how this food is cooked.",
                       loglik_fn=lambda p, c: -2.0 if p else -3.0)
     summary = run(store, cfg, base, model=model, evaluator=model, embedder=TopicEmbedder(), progress=False,
