@@ -19,7 +19,11 @@ from ._app import DbOption, app, new_or_existing_store, open_store
 def refine(
     lang: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
     rounds: Annotated[int, typer.Option(min=0, help="Maximum label -> refine -> relabel rounds (0 = label only).")] = 3,
-    model: Annotated[Optional[str], typer.Option(help="Evaluator/refiner: version name or folder (default: embedded).")] = None,
+    evaluator: Annotated[str, typer.Option(
+        help="trained: the shipped (or last retrained) evaluator, P(a reviewer keeps the draft); gain: the earlier "
+             "likelihood-gain score.")] = "trained",
+    model: Annotated[Optional[str], typer.Option(
+        help="Model of the gain evaluator or the text judge: version name or folder (default: embedded base).")] = None,
     backend: Annotated[Optional[str], typer.Option(help="embedded | transformers | vllm.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Candidates per model call.")] = 8,
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many candidates per language (trials).")] = None,
@@ -30,8 +34,8 @@ def refine(
 
     Example: xinstruct refine --lang sw --rounds 3
     """
-    cfg = refine_mod.RefineConfig(lang=lang, rounds=rounds, model=model, backend=backend, batch_size=batch_size,
-                                  limit=limit, clean_responses=clean_responses)
+    cfg = refine_mod.RefineConfig(lang=lang, rounds=rounds, evaluator=evaluator, model=model, backend=backend,
+                                  batch_size=batch_size, limit=limit, clean_responses=clean_responses)
     stats = refine_mod.run(open_store(db), cfg)
     typer.echo(f"labelled {stats['labelled']}, refined {stats['refined']} in {stats['rounds']} round(s); "
                f"labels now: {json.dumps(stats['labels'])}")
