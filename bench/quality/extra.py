@@ -5,6 +5,13 @@
 
     .venv/bin/python bench/quality/extra.py seed --n 120
     .venv/bin/python bench/quality/extra.py gold --tag v1
+    .venv/bin/python bench/quality/extra.py train --tag v1    # seed-format pairs for `xinstruct train generator`
+
+`train` writes bench/out/quality/generator-train-v1.jsonl: every dev paragraph with a gold instruction (the reader's
+correction, or the draft itself when accepted), in the seed format, so that the generator can be retrained on the
+packaged seed pairs plus the dev split's corrected instructions (never the test split):
+
+    xinstruct train generator --seed xinstruct/data/seed/bn.jsonl ... --seed bench/out/quality/generator-train-v1.jsonl
 """
 
 from __future__ import annotations
@@ -48,15 +55,23 @@ def gold_rows(tag: str) -> list[dict]:
             for r in table(tag) if r["split"] == "dev" and r.get("gold") and r["label"] != "accept"]
 
 
+def train_rows(tag: str) -> list[dict]:
+    from labels import table
+
+    return [{"id": f"gold-{r['id']}", "lang": r["lang"], "instruction": r["gold"], "response": r["text"]}
+            for r in table(tag) if r["split"] == "dev" and r.get("gold")]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["seed", "gold"])
+    ap.add_argument("what", choices=["seed", "gold", "train"])
     ap.add_argument("--n", type=int, default=120)
     ap.add_argument("--tag", default="v1")
     args = ap.parse_args()
-    rows = seed_rows(args.n) if args.what == "seed" else gold_rows(args.tag)
+    rows = {"seed": lambda: seed_rows(args.n), "gold": lambda: gold_rows(args.tag), "train": lambda: train_rows(args.tag)}[args.what]()
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / (f"extra-seed.jsonl" if args.what == "seed" else f"extra-gold-{args.tag}.jsonl")
+    path = OUT / {"seed": "extra-seed.jsonl", "gold": f"extra-gold-{args.tag}.jsonl",
+                  "train": f"generator-train-{args.tag}.jsonl"}[args.what]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"wrote {len(rows)} rows to {path}")
 
