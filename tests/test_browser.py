@@ -191,6 +191,7 @@ def test_decision_in_view(server, browser, size):
     # the suggestion is neutral: labelled as a suggestion, no verdict colour
     suggestion = page.locator(".xi-suggest")
     assert suggestion.inner_text().startswith("Suggestion")
+    assert "unproven for ur: 0 of 30 reviews so far" in suggestion.inner_text()  # no measured agreement yet
     colour = suggestion.evaluate("e => getComputedStyle(e.querySelector('.xi-suggest-title') || e).color")
     assert colour not in ("rgb(27, 127, 59)", "rgb(180, 35, 24)"), colour
     page.close()

@@ -76,3 +76,27 @@ def test_store_labels_use_the_reviewed_instruction_and_the_score_then(store):
     assert (got[ids[0]].label, got[ids[1]].label, got[ids[2]].label) == ("accept", "edit", "reject")
     assert got[ids[1]].gold == "Explain topic one, briefly." and got[ids[1]].instruction == "Explain topic 1."
     assert quality.score_labels(list(got.values()), "stored") == {ids[0]: 0.9, ids[1]: 0.4, ids[2]: 0.2}
+
+
+def test_suggestion_is_unproven_until_enough_reviews_then_shows_the_measured_agreement(store):
+    from tests.conftest import add_candidates
+    from xinstruct.auth import User
+    from xinstruct.review import record_decision
+
+    amina = User("amina", "reviewer", ("sw",))
+    n = quality.MIN_PROVEN
+    # scores that agree with the decisions: high scores accepted, low ones rejected
+    ids = add_candidates(store, [{"lang": "sw", "text": f"Maandishi namba {i}.", "instruction": f"Explain item {i}.",
+                                  "score": (0.9 if i % 3 == 0 else 0.1)} for i in range(n)])
+    for i, cid in enumerate(ids[: n - 1]):
+        if i % 3 == 0:
+            record_decision(store, cid, amina, "accept")
+        else:
+            record_decision(store, cid, amina, "reject", reason="poor_quality")
+    before = quality.suggestion_status(store, "sw")
+    assert not before.proven and before.text == f"unproven for sw: {n - 1} of {n} reviews so far"
+    record_decision(store, ids[-1], amina, "reject", reason="poor_quality")
+    after = quality.suggestion_status(store, "sw")
+    assert after.proven and after.agreement.auc_accept == 1.0
+    assert after.text == f"agreed with sw reviewers: ROC-AUC 1.00 over {n} reviews"
+    assert not quality.suggestion_status(store, "ur").proven  # per language
