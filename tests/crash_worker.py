@@ -94,9 +94,10 @@ def generator_model(sleep: float = 0.0) -> FakeModel:
     return SlowFake("fake-gen", generate_fn=_generate_instruction, sleep=sleep)
 
 
-# The refine fake: an instruction "... draft L." has quality L; the likelihood gain grows with L, so L=0 and L=1 are
-# 'flawed', L>=2 'good', and 'nonsense' instructions are 'bad'. The refiner rewrites "draft L" to "draft L+1", except
-# for topic 'bank' whose rewrites never change (stays flawed: 'unchanged').
+# The refine fake (scored by the gain evaluator): an instruction "... draft L." has quality L; the likelihood gain grows
+# with L, so L=0 and L=1 are 'flawed', L>=2 'good', and 'nonsense' instructions are 'bad'. The refiner samples from the
+# generation prompt (the text only) with the round as its seed: round R writes "draft R" for the text's topic and number,
+# except for topic 'bank', whose rewrite is its original instruction (no option: it stays flawed, 'unchanged').
 _DRAFT_RE = re.compile(r"draft (\d+)")
 
 
@@ -105,7 +106,7 @@ def refine_instruction(i: int) -> str:
     if i % 5 == 4:
         return f"Tell me nonsense about {topic} please, number {i}."
     level = 2 if i % 5 == 0 else 0
-    return f"Describe what the article about {topic} number {i} says, draft {level}."
+    return f"Describe what happened with {topic} in report {i}, draft {level}."
 
 
 def _gain(instruction: str) -> float:
@@ -116,29 +117,42 @@ def _gain(instruction: str) -> float:
 
 
 def _instruction_in(prompt: str) -> str:
-    for header in ("### Instruction:\n", "### Instruction that does not fit:\n"):
-        if header in prompt:
-            return prompt.rsplit(header, 1)[1].split("\n", 1)[0]
-    return ""
+    header = "### Instruction:\n"
+    return prompt.rsplit(header, 1)[1].split("\n", 1)[0] if header in prompt else ""
 
 
-def _refine_output(prompt: str) -> str:
-    old = _instruction_in(prompt)
-    if "about bank" in old:
-        return old
-    m = _DRAFT_RE.search(old)
-    level = int(m.group(1)) if m else 0
-    return _DRAFT_RE.sub(f"draft {level + 1}", old) if m else old
+_DOC_RE = re.compile(r"Habari za (\w+) namba (\d+)")
+
+
+def _refine_output(prompt: str, round_no: int) -> str:
+    m = _DOC_RE.search(prompt)
+    if not m:
+        return "Write something."
+    topic, i = m.group(1), int(m.group(2))
+    if topic == "bank":
+        return refine_instruction(i)
+    return f"Describe what happened with {topic} in report {i}, draft {round_no}."  # reads as an instruction
+
+
+class RefineFake(SlowFake):
+    """The refiner sees the round as its sampling seed (refine.rewrite_options)."""
+
+    round_no = 0
+
+    def generate(self, prompts, params):
+        self.round_no = params.seed
+        return super().generate(prompts, params)
 
 
 def refine_model(sleep: float = 0.0) -> FakeModel:
-    return SlowFake(
+    model = RefineFake(
         "fake-eval",
-        generate_fn=_refine_output,
+        generate_fn=lambda prompt: _refine_output(prompt, model.round_no),
         label_fn=lambda prompt: {"good": 1.0, "flawed": 1.0, "bad": 1.0},
         loglik_fn=lambda prompt, cont: (-3.0 + _gain(_instruction_in(prompt))) if prompt else -3.0,
         sleep=sleep,
     )
+    return model
 
 
 class TopicEmbedder:
@@ -310,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
 
         model = refine_model(args.sleep)
         say("READY")
-        stats = refine.run(store, refine.RefineConfig(batch_size=args.batch, progress=False), model=model)
+        stats = refine.run(store, refine.RefineConfig(batch_size=args.batch, evaluator="gain", progress=False),
+                           model=model, refiner=model)
     elif args.mode == "diversify":
         from xinstruct import diversify
 

@@ -137,17 +137,19 @@ def refine_input(store: Store) -> None:
 ], ids=["while_labelling", "between_refine_rounds"])
 def test_refine_killed_then_rerun_equals_an_uninterrupted_run(tmp_path, workers, pause_write):
     a, b = two_copies(tmp_path, refine_input)
-    cfg = lambda: refine.RefineConfig(batch_size=BATCH, rounds=3, progress=False)  # noqa: E731
+    cfg = lambda: refine.RefineConfig(batch_size=BATCH, rounds=3, evaluator="gain", progress=False)  # noqa: E731
     w = workers("refine", a, "--sleep", "0.05", "--batch", BATCH, "--pause-write", pause_write)
     clean = Store(b)
-    full = refine.run(clean, cfg(), model=cw.refine_model())
+    model = cw.refine_model()
+    full = refine.run(clean, cfg(), model=model, refiner=model)
     w.wait_for("PAUSED")
     w.kill()
     crashed = Store(a)
     labelled = rows(crashed, "SELECT count(*) FROM candidates WHERE label IS NOT NULL")[0][0]
     assert labelled == min(24, BATCH * (pause_write - 1)), "labels are written whole batches at a time"
 
-    refine.run(crashed, cfg(), model=cw.refine_model())
+    model = cw.refine_model()
+    refine.run(crashed, cfg(), model=model, refiner=model)
     assert full["rounds"] >= 2 and full["refined"] > 0  # the input really needs several rounds
     assert rounded(rows(crashed, CANDIDATES)) == rounded(rows(clean, CANDIDATES))
     assert rounded(rows(crashed, VERSIONS)) == rounded(rows(clean, VERSIONS))
