@@ -51,8 +51,8 @@ if user.can("curator"):
 
 nav = st.navigation(pages)
 with st.sidebar:
-    st.caption(f"Logged in as **{user.name}** ({user.role}) · "
-               f"{', '.join(user.langs) if user.langs else 'all languages'}")
+    render.caption("Logged in as ", ("b", user.name), f" ({user.role}) · "
+                   f"{', '.join(user.langs) if user.langs else 'all languages'}")
     if st.button("Log out", key="xi_logout"):
         item = st.session_state.get("xi_item")
         if item:

@@ -2,14 +2,15 @@
 
 import streamlit as st
 
-from xinstruct import auth, review
+from xinstruct import auth, render, review
 from xinstruct.errors import XInstructError
 
 user = auth.require("reviewer")
 store = auth.get_store()
 
 st.title("Account")
-st.write(f"**{user.name}** · role {user.role} · languages: {', '.join(user.langs) if user.langs else 'all'}")
+st.html(render.caption_html(("b", user.name), f" · role {user.role} · languages: "
+                             f"{', '.join(user.langs) if user.langs else 'all'}"))
 p = review.progress(store, user)
 st.write(f"Reviewed today: {p['done_today']} · left in your queue: {p['left_in_queue']}")
 if st.button("Log out", key="xi_logout_account"):
@@ -31,4 +32,4 @@ with st.form("xi_password", clear_on_submit=True):
                 auth.change_password(store, user, old, new)
                 st.success("Password changed.")
             except XInstructError as exc:
-                st.error(str(exc))
+                st.error(render.md_escape(exc))

@@ -56,11 +56,11 @@ def attempt(job):
     except review.ItemGone as exc:
         ss.xi_failed = None
         forget_item()  # others completed it while it was open here: move on to the next item
-        flash("warning", str(exc))
+        flash("warning", render.md_escape(exc))
         st.rerun()
     except (InputError, AccessDenied) as exc:
         ss.xi_failed = None
-        flash("warning", str(exc))
+        flash("warning", render.md_escape(exc))
         st.rerun()
     except XInstructError as exc:
         ss.xi_failed = {**job, "error": str(exc)}
@@ -95,7 +95,7 @@ if "xi_item" not in ss:
     try:
         show(review.next_item(store, user))
     except XInstructError as exc:
-        st.error(f"Could not load the next item: {exc}")
+        st.error(f"Could not load the next item: {render.md_escape(exc)}")
         st.button("Try again", key="xi_reload", type="primary")
         st.stop()
 item = ss.xi_item
@@ -103,10 +103,10 @@ item = ss.xi_item
 # -- header: progress, messages, failed writes -------------------------------------------------------------------------
 try:
     p = review.progress(store, user)
-    st.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
-               f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
+    render.caption("Reviewed today ", ("b", p["done_today"]), " · left in your queue ", ("b", p["left_in_queue"]),
+                   f" · {user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
 except XInstructError as exc:
-    st.caption(f"progress unavailable: {exc}")
+    render.caption(f"progress unavailable: {exc}")
 
 if ss.get("xi_flash"):
     kind, message = ss.pop("xi_flash")
@@ -114,7 +114,7 @@ if ss.get("xi_flash"):
 
 failed = ss.get("xi_failed")
 if failed:
-    st.error(f"Your {failed['action']} was NOT saved: {failed['error']}. Nothing is lost: press Retry "
+    st.error(f"Your {failed['action']} was NOT saved: {render.md_escape(failed['error'])}. Nothing is lost: press Retry "
              "(it is recorded once, however often you press it).")
     retry_col, drop_col = st.columns(2)
     if retry_col.button("Retry", key="xi_retry", type="primary"):
@@ -126,7 +126,7 @@ if failed:
 with st.expander("Guidelines", icon=":material/menu_book:"):
     if time.monotonic() - ss.get("xi_guidelines_at", -1e9) > 60:  # re-read at most once a minute
         ss.xi_guidelines, ss.xi_guidelines_at = review.get_guidelines(store), time.monotonic()
-    st.markdown(ss.xi_guidelines)
+    st.html(render.markdown_html(ss.xi_guidelines))
 
 if not item:
     st.success("Your queue is empty. Thank you!")
@@ -156,7 +156,7 @@ with pair:
                 review.save_draft(store, user, cid, new_i, new_r)
                 ss.xi_draft_saved = (cid, new_i, new_r)
             except XInstructError as exc:
-                st.warning(f"Draft not saved yet ({exc}); it is kept in this tab.")
+                st.warning(f"Draft not saved yet ({render.md_escape(exc)}); it is kept in this tab.")
         if changed:
             if new_i != (item["instruction"] or ""):
                 st.caption("Your changes to the instruction")
@@ -217,7 +217,7 @@ with source:
             st.html(render.field_html(item["text"], item["doc_lang"] or item["lang"], css_class="xi-field xi-source",
                                       label="Source web text"))
         st.html(render.url_html(item["url"]))
-        st.caption(" · ".join(m for m in meta if m))
+        render.caption(" · ".join(m for m in meta if m))
     codes = list(LANGS)
     current = item["doc_lang"] if item["doc_lang"] in LANGS else item["lang"]
     new_lang = st.selectbox("Document language (correct it if wrong)", codes, index=codes.index(current),
@@ -229,6 +229,6 @@ with source:
             flash("success", f"Marked as {render.lang_name(new_lang)}; it goes to those reviewers.")
             forget_item()
         except XInstructError as exc:
-            flash("warning", f"Language not changed: {exc}")
+            flash("warning", f"Language not changed: {render.md_escape(exc)}")
             ss.pop(f"xi_lang_{cid}", None)
         st.rerun()

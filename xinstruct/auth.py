@@ -284,6 +284,8 @@ def require(role: str = "reviewer") -> User:
         login_form(get_store())
         st.stop()
     if not user.can(role):
-        st.error(f"This page needs the {role} role; you are logged in as {user.name} ({user.role}).")
+        from . import render
+
+        st.error(f"This page needs the {role} role; you are logged in as {render.md_escape(user.name)} ({user.role}).")
         st.stop()
     return user
