@@ -206,7 +206,9 @@ def _cached_store(path: str) -> Store:
 
 
 def _open_store(path: str) -> Store:
-    return Store(path)
+    from .store import env_busy_timeout
+
+    return Store(path, busy_timeout=env_busy_timeout())
 
 
 def current_user() -> User | None:

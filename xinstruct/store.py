@@ -6,8 +6,13 @@ not even read-only), so xinstruct never keeps the file open longer than one unit
 * every access is a short session, `with store.session() as tx:` — the file is opened when the first session of the
   process starts and closed when the last one ends; sessions in several threads of one process share the open file;
 * opening retries with backoff while another process holds the lock, up to `busy_timeout` seconds (then `StoreBusy`);
-* a process that is waiting leaves a marker file (`<db>.wait.<pid>`); a holder that sees one stops admitting new sessions,
-  lets the running ones finish and closes, so a busy review app cannot starve a pipeline job (or the other way round).
+* a process that is waiting leaves a marker file (`<db>.wait.<pid>`, holding its PID and process start time, touched on
+  every retry); a holder that sees one stops admitting new sessions, lets the running ones finish and closes, so a busy
+  review app cannot starve a pipeline job (or the other way round). A marker whose process is gone, whose PID now
+  belongs to another process (start time differs) or that was not touched for MARKER_STALE_SECONDS is removed;
+* interactive callers (the app's page runs) wrap their work in `store.waiting(budget, on_wait)`: every wait of that
+  thread (for the file lock, or for this process handing the file over) shares one deadline and reports what it waits
+  for, once a second, to `on_wait`.
 
 Writes go through `store.write(fn)`: `fn(tx)` runs in one transaction, retried on DuckDB's optimistic write conflicts
 ("Conflict on update/tuple deletion"), so a unit of work is either fully recorded or not at all.
@@ -19,6 +24,7 @@ import atexit
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +43,23 @@ DEFAULT_DB = Path("store") / "xinstruct.duckdb"
 
 def default_db_path() -> Path:
     return Path(os.environ.get("XINSTRUCT_DB") or DEFAULT_DB)
+
+
+DEFAULT_BUSY_TIMEOUT = 120.0
+
+
+def env_busy_timeout() -> float:
+    """XINSTRUCT_BUSY_TIMEOUT (seconds): how long a CLI command, or one page run of the app, waits for the file."""
+    raw = os.environ.get("XINSTRUCT_BUSY_TIMEOUT")
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise StoreError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds > 0; set it to e.g. 30 or unset it")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -287,6 +310,62 @@ def _quote_path(path: str | Path) -> str:
 DUCKDB_CONFIG = {"checkpoint_threshold": "256MB"}
 IDLE_CLOSE_SECONDS = 2.0
 HELD_POLL_SECONDS = 0.25  # inside Store.held(), how often an idle process looks for others waiting  # an idle process keeps the file open this long (unless another process waits for it)
+MARKER_STALE_SECONDS = 5.0  # a waiter touches its marker at least every 0.75 s; one untouched this long is left over
+WAIT_REPORT_SECONDS = 0.5  # a wait shorter than this is not reported to on_wait (no flicker on ordinary clicks)
+
+_WAITING = threading.local()  # per thread: the budget and reporter of store.waiting()
+
+
+class _Wait:
+    """One wait of one thread: its deadline (the session's own timeout, or the thread's shared budget if sooner) and
+    its reports to the thread's on_wait."""
+
+    def __init__(self, timeout: float):
+        self.start = time.monotonic()
+        self.deadline = self.start + timeout
+        self.budget = getattr(_WAITING, "deadline", None)
+        if self.budget is not None:
+            self.deadline = min(self.deadline, self.budget)
+        self.on_wait = getattr(_WAITING, "on_wait", None)
+        self.reported = 0.0
+
+    def tick(self, what: str) -> None:
+        """Report (at most once a second, after WAIT_REPORT_SECONDS) and raise StoreBusy past the deadline."""
+        now = time.monotonic()
+        elapsed = now - self.start
+        if self.on_wait is not None and elapsed >= WAIT_REPORT_SECONDS and now - self.reported >= 1.0:
+            self.reported = now
+            try:
+                self.on_wait(what, elapsed)
+            except Exception:  # a broken reporter must not break the wait
+                pass
+        if now > self.deadline:
+            if self.budget is not None and self.deadline == self.budget:
+                limit = getattr(_WAITING, "budget", elapsed)
+                raise StoreBusy(f"waited {elapsed:.0f} s for {what}; this page may wait {limit:.0f} s in all "
+                                "(XINSTRUCT_BUSY_TIMEOUT); try again in a moment")
+            raise StoreBusy(f"waited {elapsed:.0f} s for {what}; wait for that job to finish or raise "
+                            "XINSTRUCT_BUSY_TIMEOUT")
+
+    def done(self) -> None:
+        if self.on_wait is not None and self.reported:
+            try:
+                self.on_wait(None, time.monotonic() - self.start)
+            except Exception:
+                pass
+
+
+@contextmanager
+def waiting(budget: float, on_wait: Callable[[str | None, float], None] | None = None) -> Iterator[None]:
+    """Every store wait of this thread inside the block shares one deadline, `budget` seconds from now (an app page
+    run: XINSTRUCT_BUSY_TIMEOUT over the whole run, not per call). `on_wait(what, seconds)` is called about once a
+    second while a wait lasts (after WAIT_REPORT_SECONDS), and `on_wait(None, seconds)` when a reported wait ends."""
+    saved = (getattr(_WAITING, "deadline", None), getattr(_WAITING, "on_wait", None), getattr(_WAITING, "budget", None))
+    _WAITING.deadline, _WAITING.on_wait, _WAITING.budget = time.monotonic() + budget, on_wait, budget
+    try:
+        yield
+    finally:
+        _WAITING.deadline, _WAITING.on_wait, _WAITING.budget = saved
 
 
 class _Shared:
@@ -299,6 +378,7 @@ class _Shared:
         self.draining = False
         self.idle_since = 0.0
         self.held = 0  # > 0 inside Store.held(): stay open while idle unless another process waits
+        self.opening = False  # a thread is opening the file (outside the lock, so others can report their wait)
         self.local = threading.local()  # per-thread session depth: nested sessions never wait for themselves
 
 
@@ -309,7 +389,8 @@ _SHARED_LOCK = threading.Lock()
 class Store:
     """Handle on one xinstruct database file (or ':memory:' for tests)."""
 
-    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 120.0, migrate: bool = True):
+    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 migrate: bool = True):
         self.memory = str(path) == ":memory:"
         self.path = ":memory:" if self.memory else Path(path or default_db_path()).resolve()
         self.busy_timeout = busy_timeout
@@ -330,10 +411,10 @@ class Store:
 
     def _others_waiting(self) -> bool:
         mine = self._marker().name
-        return any(p.name != mine for p in self.path.parent.glob(self.path.name + ".wait.*") if _pid_alive(p))
+        return any(p.name != mine for p in self.path.parent.glob(self.path.name + ".wait.*") if _marker_live(p))
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.busy_timeout
+        wait = _Wait(self.busy_timeout)
         delay = 0.01
         marker = None
         try:
@@ -345,17 +426,19 @@ class Store:
                         raise StoreError(f"cannot open database {self.path}: {exc}") from exc
                     if marker is None:
                         marker = self._marker()
-                        marker.touch()
-                    if time.monotonic() > deadline:
-                        raise StoreBusy(
-                            f"database {self.path} is held by another process for more than {self.busy_timeout:.0f} s "
-                            f"({exc}); wait for that job to finish or raise XINSTRUCT_BUSY_TIMEOUT"
-                        ) from exc
+                        marker.write_text(f"{os.getpid()} {_start_time(os.getpid()) or ''}\n")
+                    else:
+                        _touch(marker)  # the heartbeat: a marker untouched for MARKER_STALE_SECONDS is left over
+                    try:
+                        wait.tick(f"the database, held by {_holder(str(exc))}")
+                    except StoreBusy as busy:
+                        raise StoreBusy(f"database {self.path}: {busy} ({exc})") from exc
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 1.6, 0.5)
         finally:
             if marker is not None:
                 marker.unlink(missing_ok=True)
+            wait.done()
 
     @contextmanager
     def session(self) -> Iterator[Tx]:
@@ -373,10 +456,26 @@ class Store:
         sh = self._shared()
         depth = getattr(sh.local, "depth", 0)
         with sh.cond:
-            if depth == 0:
-                self._admit(sh)
-            if sh.con is None:
-                sh.con = self._open()
+            wait = _Wait(self.busy_timeout)
+            try:
+                if depth == 0:
+                    self._admit(sh, wait)
+                while sh.con is None:
+                    if sh.opening:  # another thread of this process is opening it (maybe waiting for the lock)
+                        sh.cond.wait(0.1)
+                        wait.tick("the database (another process holds it)")
+                        continue
+                    sh.opening = True
+                    sh.cond.release()  # open outside the lock: the other threads can report their wait meanwhile
+                    try:
+                        con = self._open()
+                    finally:
+                        sh.cond.acquire()
+                        sh.opening = False
+                        sh.cond.notify_all()
+                    sh.con = con
+            finally:
+                wait.done()
             sh.users += 1
             cur = sh.con.cursor()
         sh.local.depth = depth + 1
@@ -415,17 +514,21 @@ class Store:
             with sh.cond:
                 sh.held -= 1
 
-    def _admit(self, sh: _Shared) -> None:
+    def _admit(self, sh: _Shared, wait: _Wait) -> None:
         """Called with sh.cond held: wait while draining; hand the file over when another process is waiting."""
         while sh.draining:
             sh.cond.wait(0.05)
+            wait.tick("another process's turn with the database")
         if sh.con is not None and self._others_waiting():
             sh.draining = True
-            while sh.users > 0:
-                sh.cond.wait(0.05)
-            self._close(sh)
-            sh.draining = False
-            sh.cond.notify_all()
+            try:
+                while sh.users > 0:
+                    sh.cond.wait(0.05)
+                    wait.tick("this app's running requests, to hand the database to another process")
+                self._close(sh)
+            finally:
+                sh.draining = False
+                sh.cond.notify_all()
             time.sleep(0.05)  # let the waiting process take the lock
 
     def close(self) -> None:
@@ -564,16 +667,71 @@ def _statements(sql: str) -> list[str]:
     return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
 
-def _pid_alive(marker: Path) -> bool:
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the command name (field 2) may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
+
+
+def _touch(marker: Path) -> None:
+    try:
+        os.utime(marker)
+    except OSError:
+        pass
+
+
+def _marker_live(marker: Path) -> bool:
+    """Whether this wait marker belongs to a process that is waiting now; a left-over marker is removed.
+
+    Left over: its PID is gone, the PID belongs to another process than the one that wrote it (start time differs:
+    the PID was reused), or nobody touched it for MARKER_STALE_SECONDS (a waiter touches it on every retry)."""
     try:
         pid = int(marker.name.rsplit(".", 1)[1])
+        age = time.time() - marker.stat().st_mtime
+        written = marker.read_text().split()
+    except (ValueError, OSError):
+        return _drop(marker)
+    if age > MARKER_STALE_SECONDS:
+        return _drop(marker)
+    try:
         os.kill(pid, 0)
-        return True
-    except (ValueError, ProcessLookupError):
-        marker.unlink(missing_ok=True)
-        return False
+    except ProcessLookupError:
+        return _drop(marker)
     except PermissionError:
-        return True
+        pass  # alive, another user's
+    started = _start_time(pid)
+    if len(written) >= 2 and started is not None and written[1] != started:
+        return _drop(marker)
+    return True
+
+
+def _drop(marker: Path) -> bool:
+    try:
+        marker.unlink(missing_ok=True)
+    except OSError:
+        pass  # another user's file in a shared folder: it still counts as left over
+    return False
+
+
+def _holder(lock_error: str) -> str:
+    """Who holds the file, from DuckDB's lock error ('... Conflicting lock is held in /usr/bin/python3 (PID 123)')."""
+    m = re.search(r"PID (\d+)", lock_error)
+    if not m:
+        return "another process"
+    pid = int(m.group(1))
+    try:
+        args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        args = []
+    words = [os.path.basename(a) for a in args]
+    while words and (words[0].startswith("python") or words[0] in ("-m", "-u")):
+        words.pop(0)
+    name = " ".join(w for w in words[:2] if not w.startswith("-"))[:60]
+    return f"another process ({name}, PID {pid})" if name else f"another process (PID {pid})"
 
 
 def to_json(value: Any) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..store import Store, default_db_path
+from ..store import Store, default_db_path, env_busy_timeout
 
 app = typer.Typer(
     name="xinstruct",
@@ -26,8 +25,7 @@ DbOption = Annotated[
 
 
 def open_store(db: Path | None) -> Store:
-    timeout = float(os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120"))
-    return Store(db or default_db_path(), busy_timeout=timeout)
+    return Store(db or default_db_path(), busy_timeout=env_busy_timeout())
 
 
 def echo_table(rows: list[dict]) -> None:
