@@ -13,11 +13,16 @@ role and languages apply.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
 
 from xinstruct import auth, render, review
+from xinstruct.errors import StoreError
+from xinstruct.store import env_busy_timeout, waiting
+
+log = logging.getLogger("xinstruct.app")
 
 ROOT = Path(__file__).resolve().parent
 CURATOR_PAGES = [  # written by the curation, export and rounds work; listed only once the file exists
@@ -31,32 +36,57 @@ CURATOR_PAGES = [  # written by the curation, export and rounds work; listed onl
 
 st.set_page_config(page_title="xinstruct review", page_icon=":material/translate:", layout="wide")
 st.html(render.style_tag())
+wait_box = st.empty()  # "Waiting for <what> (n s)" while a store call waits for the database file
 
-store = auth.get_store()
-user = auth.current_user()
-if user is None:
-    st.title("xinstruct review")
-    auth.login_form(store)
-    st.stop()
 
-pages = [
-    st.Page("pages/review.py", title="Review", icon=":material/rate_review:", default=True),
-    st.Page("pages/guidelines.py", title="Guidelines", icon=":material/menu_book:"),
-]
-if (ROOT / "pages" / "account.py").exists():
-    pages.append(st.Page("pages/account.py", title="Account", icon=":material/person:"))
-if user.can("curator"):
-    pages += [st.Page(f"pages/{name}.py", title=title, icon=icon)
-              for name, title, icon in CURATOR_PAGES if (ROOT / "pages" / f"{name}.py").exists()]
+def report_wait(what: str | None, seconds: float) -> None:
+    if what is None:
+        wait_box.empty()
+    else:
+        wait_box.info(f"Waiting for {render.md_escape(what)} ({seconds:.0f} s)…", icon=":material/hourglass_top:")
 
-nav = st.navigation(pages)
-with st.sidebar:
-    render.caption("Logged in as ", ("b", user.name), f" ({user.role}) · "
-                   f"{', '.join(user.langs) if user.langs else 'all languages'}")
-    if st.button("Log out", key="xi_logout"):
-        item = st.session_state.get("xi_item")
-        if item:
-            review.release(store, user, item["id"])
-        auth.logout()
-        st.rerun()
-nav.run()
+
+def run_app() -> None:
+    store = auth.get_store()
+    user = auth.current_user()
+    if user is None:
+        st.title("xinstruct review")
+        auth.login_form(store)
+        st.stop()
+
+    pages = [
+        st.Page("pages/review.py", title="Review", icon=":material/rate_review:", default=True),
+        st.Page("pages/guidelines.py", title="Guidelines", icon=":material/menu_book:"),
+    ]
+    if (ROOT / "pages" / "account.py").exists():
+        pages.append(st.Page("pages/account.py", title="Account", icon=":material/person:"))
+    if user.can("curator"):
+        pages += [st.Page(f"pages/{name}.py", title=title, icon=icon)
+                  for name, title, icon in CURATOR_PAGES if (ROOT / "pages" / f"{name}.py").exists()]
+
+    nav = st.navigation(pages)
+    with st.sidebar:
+        render.caption("Logged in as ", ("b", user.name), f" ({user.role}) · "
+                       f"{', '.join(user.langs) if user.langs else 'all languages'}")
+        if st.button("Log out", key="xi_logout"):
+            item = st.session_state.get("xi_item")
+            if item:
+                review.release(store, user, item["id"])
+            auth.logout()
+            st.rerun()
+    nav.run()
+
+
+# One page run waits at most XINSTRUCT_BUSY_TIMEOUT for the database in all (not per call), saying what it waits for.
+# A store error on any page (database busy past that budget, unreadable, corrupt) is a message and a Retry, never a
+# traceback (and .streamlit/config.toml sets showErrorDetails = "none" for anything else).
+try:
+    with waiting(env_busy_timeout(), report_wait):
+        run_app()
+except StoreError as exc:
+    log.warning("page run failed on the store: %s", exc)
+    wait_box.empty()
+    st.error(f"The database is not available right now: {render.md_escape(exc)}\n\nNothing you entered was saved "
+             "twice or lost: press Retry. If this keeps happening, tell whoever runs xinstruct.",
+             icon=":material/database:")
+    st.button("Retry", key="xi_store_retry", type="primary")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from xinstruct import auth, render
 from xinstruct import export as ex
-from xinstruct.errors import XInstructError
+from xinstruct.errors import StoreError, XInstructError
 from xinstruct.langs import LANGS
 
 user = auth.require("curator")
@@ -38,6 +38,8 @@ try:
                           min_score=float(min_score) if use_score else None, format=fmt, template=template,
                           filter=explore_filter if use_explore else None, answer_hint=hint)
     rows = ex.preview(store, cfg)
+except StoreError:
+    raise  # app.py: the message and Retry every page shows on store errors
 except XInstructError as exc:
     st.error(render.md_escape(exc))
     st.stop()

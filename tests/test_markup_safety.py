@@ -27,6 +27,7 @@ from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from conftest import add_candidates
+from test_app_errors import router_runs  # noqa: F401  (fixture: every run goes through app.py, as on the server)
 from xinstruct import auth, render, review
 from xinstruct.auth import User
 
@@ -161,7 +162,7 @@ def markup_problems(at: AppTest) -> list[str]:
 
 
 @pytest.fixture
-def hostile(file_store, monkeypatch, tmp_path):
+def hostile(file_store, monkeypatch, tmp_path, router_runs):  # noqa: F811
     monkeypatch.setenv("XINSTRUCT_DB", str(file_store.path))
     monkeypatch.chdir(tmp_path)
     return seed_hostile(file_store)
