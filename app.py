@@ -34,7 +34,8 @@ CURATOR_PAGES = [  # written by the curation, export and rounds work; listed onl
     ("rounds", "Rounds", ":material/autorenew:"),
 ]
 
-st.set_page_config(page_title="xinstruct review", page_icon=":material/translate:", layout="wide")
+# An emoji favicon (a data: URL): a :material/...: icon makes every browser fetch the favicon from fonts.gstatic.com.
+st.set_page_config(page_title="xinstruct review", page_icon="🌐", layout="wide")
 st.html(render.style_tag())
 wait_box = st.empty()  # "Waiting for <what> (n s)" while a store call waits for the database file
 

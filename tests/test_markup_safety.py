@@ -46,6 +46,7 @@ REVIEWER_1 = f"![u](http://{EVIL}/u.png)"
 REVIEWER_2 = f"[juha](http://{EVIL}/n):red[X]"
 CURATOR = f"<img/src=x/onerror=alert(1)>cora@{EVIL}"
 ADMIN = f"**ada**:red[boss]www.{EVIL}"
+AUTOLINK = re.compile(r"(?i)((?<![a-z0-9])https?:|(?<![a-z0-9])www\.|[\w.+-]@[\w-]+\.)")  # what remark-gfm turns into a live link
 ROLES = {
     "reviewer": User(REVIEWER_1, "reviewer", ("sw",)),
     "curator": User(CURATOR, "curator"),
@@ -141,6 +142,9 @@ def markup_problems(at: AppTest) -> list[str]:
         for bad in (EVIL, ":red[", "<script", "<img", "](http"):
             if bad in text:
                 problems.append(f"markdown carries {bad!r} unescaped: {text[:160]!r}")
+        # GFM autolink literals form even where every punctuation character is backslash-escaped
+        if AUTOLINK.search(re.sub(r"\\(.)", r"\1", text)):
+            problems.append(f"markdown would autolink: {text[:160]!r}")
     css = render.style_tag()
     for body in html_bodies(at):
         if body == css:
@@ -225,12 +229,15 @@ def test_guidelines_keep_markdown_and_lose_unsafe_links_and_images():
     assert "tracker" in out  # an image becomes its alt text
 
 
-@pytest.mark.parametrize("text", [PAYLOAD, "a_b*c*", "1. x\n# y", "x@y.org", "$x$", "\\", "`code`", "~~s~~", "é ü"])
+@pytest.mark.parametrize("text", [PAYLOAD, "a_b*c*", "1. x\n# y", "x@y.org", "$x$", "\\", "`code`", "~~s~~", "é ü",
+                                  "see https://x.org and www.y.org", "HTTP://X.ORG", "mailto:a@b.c", "_http://x.org_"])
 def test_md_escape_leaves_only_literal_text(text):
     from markdown_it import MarkdownIt
 
     out = render.md_escape(text)
-    rendered = MarkdownIt("commonmark").render(out)
+    assert not AUTOLINK.search(re.sub(r"\\(.)", r"\1", out))  # no GFM autolink literal can form
+    out_visible = out.replace(render.WORD_JOINER, "")
+    rendered = MarkdownIt("commonmark").render(out_visible)
     assert "<a " not in rendered and "<img" not in rendered and "<em>" not in rendered and "<h1>" not in rendered
     assert "<ol>" not in rendered and "<code>" not in rendered
     assert html.unescape(re.sub(r"</?p>\n?", "", rendered)).strip() == text.strip()  # the reader sees the text

@@ -90,11 +90,17 @@ def caption(*parts: str | tuple[str, str]) -> None:
 _MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark: all are escapable)
 
 
+_AUTOLINK = re.compile(r"(?i)(?<![a-z0-9])(https?|ftp|mailto|xmpp|www)(?=[:.])|(?=@)")
+WORD_JOINER = "\u2060"  # invisible, zero width: keeps "http" and "://" apart for GFM's autolink literals
+
+
 def md_escape(text: object) -> str:
     """`text` for a place where Streamlit renders Markdown (st.error/st.success/st.info, radio options, help): every
-    ASCII punctuation character backslash-escaped, so no link, image, autolink (www., https://, a@b.c), emphasis,
-    heading, HTML tag or `:color[...]` directive can form; the reader sees the text as it was."""
-    return _MD_SPECIAL.sub(r"\\\1", "" if text is None else str(text))
+    ASCII punctuation character backslash-escaped, so no link, image, emphasis, heading, HTML tag or `:color[...]`
+    directive can form, and an invisible word joiner after `http`/`https`/`www`/... and before `@`, because GFM's
+    autolink literals (https://x, www.x, a@b.c) ignore backslash escapes. The reader sees the text as it was."""
+    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + WORD_JOINER, "" if text is None else str(text))
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 SAFE_LINK_SCHEMES = ("http", "https", "mailto")
