@@ -130,7 +130,10 @@ def count_pending(store: Store, langs: Sequence[str], round_id: int) -> int:
 
 
 def next_pending(store: Store, langs: Sequence[str], round_id: int, n: int) -> list[Doc]:
-    sql = "SELECT d.id, d.lang, d.text " + _PENDING.format(langs=", ".join("?" * len(langs))) + " ORDER BY d.lang, d.id LIMIT ?"
+    # ids first, texts for those n only: the anti-join then reads ids and languages, not every pending document's text
+    # (seconds per batch on a store of 50,000 pending documents, with the file held while the app waits)
+    sql = ("SELECT p.id, p.lang, d.text FROM (SELECT d.id, d.lang " + _PENDING.format(langs=", ".join("?" * len(langs)))
+           + " ORDER BY d.lang, d.id LIMIT ?) p JOIN documents d ON d.id = p.id ORDER BY p.lang, p.id")
     with store.session() as tx:
         return [Doc(*row) for row in tx.all(sql, [*langs, round_id, n])]
 

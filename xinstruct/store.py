@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import random
 import re
@@ -310,10 +311,30 @@ def _quote_path(path: str | Path) -> str:
 DUCKDB_CONFIG = {"checkpoint_threshold": "256MB"}
 IDLE_CLOSE_SECONDS = 2.0
 HELD_POLL_SECONDS = 0.25  # inside Store.held(), how often an idle process looks for others waiting  # an idle process keeps the file open this long (unless another process waits for it)
-MARKER_STALE_SECONDS = 5.0  # a waiter touches its marker at least every 0.75 s; one untouched this long is left over
+WAIT_POLL_SECONDS = 0.03  # a waiting process tries the lock this often (a failed try costs well under a millisecond)
+MARKER_STALE_SECONDS = 5.0  # a waiter touches its marker every WAIT_POLL_SECONDS; one untouched this long is left over
+# How long a process may keep the file once it got it while another one waits (0: hand over after the current
+# session). 0.3 s, meant to let the few sessions of one reviewer click share one turn, measured worse on 2 busy cores
+# (bench/reliability.py --shared: clicks p50 11 s against 2.7 s), so it is off.
+TURN_SECONDS = 0.0
+HOLD_NOTE_SECONDS = 0.25  # sessions longer than this are checked for other processes waiting (HOLDS, a log warning)
+HOLD_WARN_SECONDS = 1.0  # a session that kept another process waiting this long is logged as a warning
 WAIT_REPORT_SECONDS = 0.5  # a wait shorter than this is not reported to on_wait (no flicker on ordinary clicks)
 
 _WAITING = threading.local()  # per thread: the budget and reporter of store.waiting()
+log = logging.getLogger(__name__)
+# This process's sessions that ran while another process waited for the file: count and longest (seconds). What a
+# waiting reviewer pays per handover; bench/reliability.py --shared and tests/test_reliability.py read it.
+HOLDS = {"while_waited": 0, "longest": 0.0}
+
+
+def _note_hold(store: "Store", seconds: float) -> None:
+    if not store._others_waiting():
+        return
+    HOLDS["while_waited"] += 1
+    HOLDS["longest"] = max(HOLDS["longest"], seconds)
+    if seconds > HOLD_WARN_SECONDS:
+        log.warning("a session held %s for %.1f s while another process waited for it", store.path, seconds)
 
 
 class _Wait:
@@ -379,6 +400,7 @@ class _Shared:
         self.idle_since = 0.0
         self.held = 0  # > 0 inside Store.held(): stay open while idle unless another process waits
         self.opening = False  # a thread is opening the file (outside the lock, so others can report their wait)
+        self.opened_at = 0.0  # when this process last opened the file (its turn began)
         self.local = threading.local()  # per-thread session depth: nested sessions never wait for themselves
 
 
@@ -409,32 +431,48 @@ class Store:
     def _marker(self) -> Path:
         return Path(f"{self.path}.wait.{os.getpid()}")
 
-    def _others_waiting(self) -> bool:
+    def _waiters(self) -> list[tuple[float, int]]:
+        """(queued since, pid) of every other process waiting for the file now, oldest first."""
         mine = self._marker().name
-        return any(p.name != mine for p in self.path.parent.glob(self.path.name + ".wait.*") if _marker_live(p))
+        out = []
+        for p in self.path.parent.glob(self.path.name + ".wait.*"):
+            if p.name != mine and _marker_live(p):
+                out.append((_marker_since(p), int(p.name.rsplit(".", 1)[1])))
+        return sorted(out)
+
+    def _others_waiting(self) -> bool:
+        return bool(self._waiters())
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting in line: processes that queued earlier (older marker) open it first, so a process
+        that has just handed the file over cannot take it straight back, and no waiter is starved."""
         wait = _Wait(self.busy_timeout)
-        delay = 0.01
         marker = None
+        since = float("inf")  # not queued yet: everyone already waiting goes first
+        what = "the database"
         try:
             while True:
-                try:
-                    return duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
-                except duckdb.Error as exc:
-                    if not _is_lock_error(exc):
-                        raise StoreError(f"cannot open database {self.path}: {exc}") from exc
-                    if marker is None:
-                        marker = self._marker()
-                        marker.write_text(f"{os.getpid()} {_start_time(os.getpid()) or ''}\n")
-                    else:
-                        _touch(marker)  # the heartbeat: a marker untouched for MARKER_STALE_SECONDS is left over
+                ahead = [w for w in self._waiters() if w < (since, os.getpid())]
+                if not ahead:
                     try:
-                        wait.tick(f"the database, held by {_holder(str(exc))}")
-                    except StoreBusy as busy:
-                        raise StoreBusy(f"database {self.path}: {busy} ({exc})") from exc
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 1.6, 0.5)
+                        return duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
+                    except duckdb.Error as exc:
+                        if not _is_lock_error(exc):
+                            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+                        what = f"the database, held by {_holder(str(exc))}"
+                else:
+                    what = f"the database, {len(ahead)} other process(es) ahead in line (PID {ahead[0][1]} first)"
+                if marker is None:
+                    marker = self._marker()
+                    since = time.time()
+                    marker.write_text(f"{os.getpid()} {_start_time(os.getpid()) or '-'} {since!r}\n")
+                else:
+                    _touch(marker)  # the heartbeat: a marker untouched for MARKER_STALE_SECONDS is left over
+                try:
+                    wait.tick(what)
+                except StoreBusy as busy:
+                    raise StoreBusy(f"database {self.path}: {busy}") from None
+                time.sleep(WAIT_POLL_SECONDS * (0.5 + random.random()))
         finally:
             if marker is not None:
                 marker.unlink(missing_ok=True)
@@ -474,11 +512,13 @@ class Store:
                         sh.opening = False
                         sh.cond.notify_all()
                     sh.con = con
+                    sh.opened_at = time.monotonic()
             finally:
                 wait.done()
             sh.users += 1
             cur = sh.con.cursor()
         sh.local.depth = depth + 1
+        began = time.monotonic()
         try:
             yield Tx(cur)
         finally:
@@ -486,9 +526,16 @@ class Store:
             cur.close()
             with sh.cond:
                 sh.users -= 1
+                held_for = time.monotonic() - began
+                if depth == 0 and held_for > HOLD_NOTE_SECONDS:
+                    _note_hold(self, held_for)
                 if sh.users == 0:
                     if self._others_waiting():
-                        self._close(sh)
+                        turn = time.monotonic() - sh.opened_at
+                        if turn >= TURN_SECONDS:
+                            self._close(sh)
+                        else:  # hand over when this turn ends (or at the end of a session then running)
+                            _schedule_handover(self, sh, TURN_SECONDS - turn)
                     else:
                         sh.idle_since = time.monotonic()
                         _schedule_idle_close(self, sh)
@@ -519,7 +566,8 @@ class Store:
         while sh.draining:
             sh.cond.wait(0.05)
             wait.tick("another process's turn with the database")
-        if sh.con is not None and self._others_waiting():
+        if (sh.con is not None and time.monotonic() - sh.opened_at >= TURN_SECONDS
+                and self._others_waiting()):
             sh.draining = True
             try:
                 while sh.users > 0:
@@ -628,6 +676,18 @@ class Store:
         return store
 
 
+def _schedule_handover(store: Store, sh: _Shared, delay: float) -> None:
+    def close_if_waited() -> None:
+        with sh.cond:
+            if sh.users == 0 and sh.con is not None and not sh.draining and store._others_waiting():
+                store._close(sh)
+                sh.cond.notify_all()
+
+    timer = threading.Timer(max(delay, 0.0), close_if_waited)
+    timer.daemon = True
+    timer.start()
+
+
 def _schedule_idle_close(store: Store, sh: _Shared, delay: float = IDLE_CLOSE_SECONDS) -> None:
     def close_if_idle() -> None:
         with sh.cond:
@@ -704,9 +764,20 @@ def _marker_live(marker: Path) -> bool:
     except PermissionError:
         pass  # alive, another user's
     started = _start_time(pid)
-    if len(written) >= 2 and started is not None and written[1] != started:
+    if len(written) >= 2 and started is not None and written[1] not in ("-", started):
         return _drop(marker)
     return True
+
+
+def _marker_since(marker: Path) -> float:
+    """When the marker's process queued (written in the marker; its change time for an older marker)."""
+    try:
+        return float(marker.read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        try:
+            return marker.stat().st_ctime
+        except OSError:
+            return 0.0
 
 
 def _drop(marker: Path) -> bool:
