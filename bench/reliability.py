@@ -372,7 +372,8 @@ def shared_run(args) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| reviewers alone (baseline) | {base.seconds:.0f} | {click_stats(base)} |")
     print(f"| with ingest + generate | {loaded.seconds:.0f} | {click_stats(loaded)} |")
-    print(f"\nIngest: {out.get('read', 0):,} documents read, {out.get('kept', 0):,} kept in {out.get('seconds', 0):.0f} s "
+    print(f"\nIngest: {out.get('read', 0):,} documents read, {out.get('kept', 0):,} kept in "
+          f"{out.get('seconds', 0):.0f} s "
           f"({out.get('read', 0) / max(out.get('seconds', 1), 1e-9):,.0f} docs/s while sharing); generate wrote "
           f"{generated:,} candidates meanwhile.")
     print(f"\nInvariants of the decision log after both runs: {invariants}.")
@@ -391,8 +392,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20, help="simulated reviewers (threads)")
     ap.add_argument("--per-lang", type=int, default=2000, help="candidates per language (three languages)")
     ap.add_argument("--ks", default="1,2", help="reviews needed per item, one run each")
-    ap.add_argument("--shared", action="store_true", help="reviewers while a real ingest and a generate run write to "
-                    "the same file (baseline: the reviewers alone, same run); --users, --per-lang, --seconds (baseline)")
+    ap.add_argument("--shared", action="store_true", help="reviewers while a real ingest and a generate run write "
+                    "to the same file (baseline: the reviewers alone, same run); --users, --per-lang, --seconds")
     ap.add_argument("--docs", type=int, default=50_000, help="--shared: documents the ingest reads")
     ap.add_argument("--think", type=float, default=1.0, help="--shared: seconds between one reviewer's clicks")
     ap.add_argument("--gen-sleep", type=float, default=0.2, help="--shared: the fake model's seconds per batch")

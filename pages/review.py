@@ -114,7 +114,8 @@ if ss.get("xi_flash"):
 
 failed = ss.get("xi_failed")
 if failed:
-    st.error(f"Your {failed['action']} was NOT saved: {render.md_escape(failed['error'])}. Nothing is lost: press Retry "
+    st.error(f"Your {failed['action']} was NOT saved: {render.md_escape(failed['error'])}. Nothing is lost: "
+             "press Retry "
              "(it is recorded once, however often you press it).")
     retry_col, drop_col = st.columns(2)
     if retry_col.button("Retry", key="xi_retry", type="primary"):

@@ -93,7 +93,8 @@ def test_a_corrupt_database_gives_every_page_a_message_and_retry(db):
         path.write_bytes(os.urandom(4096) + good[4096:])  # the header is garbage: DuckDB refuses the file
         at = app_at(name)  # a fresh session (the Review page keeps its shown item in the session)
         assert not at.exception, (name, at.exception)
-        assert shows_store_error(at) or (name == "review" and review_page_error(at)), (name, [e.value for e in at.error])
+        assert shows_store_error(at) or (name == "review" and review_page_error(at)), (
+            name, [e.value for e in at.error])
         assert "not a valid DuckDB database file" in " ".join(e.value.replace("\\", "") for e in at.error)
         path.write_bytes(good)
         at.run()  # what Retry does: the page is back

@@ -93,8 +93,10 @@ def test_no_request_leaves_for_an_outside_host_on_any_page(hostile_server):
                     xss: window.__xss === undefined ? null : window.__xss,
                     images: [...document.querySelectorAll('img')].map(i => i.src).filter(s => s.includes(evil)),
                     links: [...document.querySelectorAll('a[href]')].filter(a => a.href.includes(evil)
-                             && !a.closest('.xi-markdown')).map(a => a.href + ' IN ' + a.parentElement.parentElement.outerHTML.slice(0, 600)),
-                    scripts: [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__xss')).length,
+                             && !a.closest('.xi-markdown'))
+                             .map(a => a.href + ' IN ' + a.parentElement.parentElement.outerHTML.slice(0, 600)),
+                    scripts: [...document.querySelectorAll('script')]
+                             .filter(s => s.textContent.includes('__xss')).length,
                     red: [...document.querySelectorAll('span')].filter(s => s.textContent === 'URGENT'
                              && getComputedStyle(s).color !== getComputedStyle(s.parentElement).color).length,
                     shown: document.body.innerText.includes(evil),

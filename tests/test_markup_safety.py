@@ -46,7 +46,8 @@ REVIEWER_1 = f"![u](http://{EVIL}/u.png)"
 REVIEWER_2 = f"[juha](http://{EVIL}/n):red[X]"
 CURATOR = f"<img/src=x/onerror=alert(1)>cora@{EVIL}"
 ADMIN = f"**ada**:red[boss]www.{EVIL}"
-AUTOLINK = re.compile(r"(?i)((?<![a-z0-9])https?:|(?<![a-z0-9])www\.|[\w.+-]@[\w-]+\.)")  # what remark-gfm turns into a live link
+# what remark-gfm turns into a live link (autolink literals)
+AUTOLINK = re.compile(r"(?i)((?<![a-z0-9])https?:|(?<![a-z0-9])www\.|[\w.+-]@[\w-]+\.)")
 ROLES = {
     "reviewer": User(REVIEWER_1, "reviewer", ("sw",)),
     "curator": User(CURATOR, "curator"),

@@ -59,7 +59,8 @@ def env_busy_timeout() -> float:
     except ValueError:
         value = -1.0
     if not value > 0 or value != value or value == float("inf"):
-        raise StoreError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds > 0; set it to e.g. 30 or unset it")
+        raise StoreError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds > 0; set it to e.g. 30 or "
+                         "unset it")
     return value
 
 
