@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/reliability.py                          # 20 reviewers, 30 s each for k=1 and k=2
     .venv/bin/python bench/reliability.py --seconds 10 --per-lang 500 --users 40
+    .venv/bin/python bench/reliability.py --shared --users 4 --seconds 30    # reviewers + ingest of 50,000 + generate
 
 Each reviewer is a thread with its own User (one or two of three languages) that loops `review.next_item` +
 `review.record_decision` (accept 55 %, edit 15 %, reject 15 %, skip 15 %), as the review app's sessions do: threads of
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, als
 from common import cpu_name  # noqa: E402
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User  # noqa: E402
+from xinstruct import store as store_mod  # noqa: E402
 from xinstruct.store import Store  # noqa: E402
 
 LANGS = ("sw", "ur", "bn")
@@ -106,6 +108,7 @@ class LoadResult:
     claims: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     next_ms: list[float] = field(default_factory=list)
     decide_ms: list[float] = field(default_factory=list)
+    click_ms: list[float] = field(default_factory=list)  # next_item + record_decision: what one click costs
     errors: list[str] = field(default_factory=list)
     emptied: int = 0  # reviewers whose queue ran empty before the deadline
 
@@ -119,9 +122,10 @@ def edited_text(item: dict) -> str:
 
 
 def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, tag: str = "load",
-             actions=ACTIONS) -> LoadResult:
-    """Every user a thread looping next_item + record_decision until `seconds` have passed or their queue is empty.
-    A claimed item is always decided (the deadline is checked before claiming), so no lease should be left."""
+             actions=ACTIONS, think: float = 0.0, until: threading.Event | None = None) -> LoadResult:
+    """Every user a thread looping next_item + record_decision until `seconds` have passed (or `until` is set) or their
+    queue is empty, pausing `think` seconds (±50 %) between clicks. A claimed item is always decided (the deadline is
+    checked before claiming), so no lease should be left."""
     res = LoadResult()
     lock = threading.Lock()
     names, weights = zip(*actions)
@@ -132,7 +136,9 @@ def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, 
         try:
             start.wait()
             deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (until is not None and until.is_set()):
+                if think:
+                    time.sleep(think * (0.5 + rng.random()))
                 t0 = time.perf_counter()
                 item = review.next_item(store, user)
                 t1 = time.perf_counter()
@@ -153,6 +159,7 @@ def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, 
                 t3 = time.perf_counter()
                 with lock:
                     res.decide_ms.append((t3 - t2) * 1000)
+                    res.click_ms.append((t1 - t0 + t3 - t2) * 1000)
                     res.decisions.append(Decision(user.name, item["id"], action, rid, did))
         except BaseException as exc:  # noqa: BLE001 (reported in the result)
             with lock:
@@ -239,13 +246,168 @@ def machine() -> str:
     return f"{cpu} · {os.cpu_count()} cores · Python {platform.python_version()} · {load}"
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Reviewers while pipeline jobs write to the same file (--shared)
+# ---------------------------------------------------------------------------------------------------------------------
+GEN_TEXT = "Habari za soko namba {i}: bei ya mchele imepanda tena katika soko kuu la mji wetu wiki hii. " * 4
+
+
+def add_pending_docs(store: Store, n: int) -> None:
+    """n kept Swahili documents without a candidate: work for a generate run."""
+    rows = [[f"gen{i:06d}", f"gen{i:06d}", GEN_TEXT.format(i=i), "sw", "sw", "sw", "bench", "kept"] for i in range(n)]
+    store.write(lambda tx: tx.executemany(
+        "INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+
+def pipeline_role(role: str, db: str, corpus: str | None, sleep: float, batch: int) -> None:
+    """A pipeline job in a process of its own (started by shared_run): a real ingest of `corpus`, or a generate run
+    whose model is a fake that sleeps `sleep` s per batch (the store writes are generate's own)."""
+    import json
+
+    store = Store(db, busy_timeout=600)
+    if role == "ingest":
+        from xinstruct.ingest import IngestConfig, ingest
+
+        print("READY", flush=True)
+        t = time.perf_counter()
+        stats = ingest(store, [corpus], IngestConfig(progress=False))
+        print("FINISHED " + json.dumps({"seconds": time.perf_counter() - t, "read": stats.read, "kept": stats.kept,
+                                        **{f"hold_{k}": v for k, v in store_mod.HOLDS.items()}}), flush=True)
+    else:
+        from xinstruct import generate, langid
+        from xinstruct.models.fake import FakeModel
+
+        class Slow(FakeModel):
+            def generate(self, prompts, params):
+                time.sleep(sleep)
+                return super().generate(prompts, params)
+
+        langid.detect(["Summarize the market report for a reader."])
+        model = Slow("fake-gen", generate_fn=lambda p: "Summarize the market report in this text for a reader.")
+        import signal
+
+        def stop(*_):
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        print("READY", flush=True)
+        try:
+            generate.run(store, generate.GenerateConfig(batch_size=batch, progress=False), model=model)
+        finally:
+            print("FINISHED " + json.dumps({f"hold_{k}": v for k, v in store_mod.HOLDS.items()}), flush=True)
+
+
+def _start(role: str, db: Path, corpus: Path | None, sleep: float, batch: int):
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--role", role, "--db", str(db), "--gen-sleep", str(sleep),
+           "--gen-batch", str(batch)] + (["--corpus", str(corpus)] if corpus else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    if line != "READY":
+        raise RuntimeError(f"{role} did not start: {line!r}")
+    return proc
+
+
+def click_stats(res: LoadResult) -> str:
+    c = res.click_ms
+    return (f"{len(c)} | {statistics.median(c):.0f} / {pct(c, 95):.0f} / {max(c):.0f} | "
+            f"{sum(x > 1000 for x in c)} | {sum(x > 3000 for x in c)}")
+
+
+def shared_run(args) -> None:
+    import json
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ingest import make_corpus  # bench/ingest.py's generated multilingual corpus
+
+    users = reviewers(args.users)
+    with tempfile.TemporaryDirectory(prefix="xi-shared-") as tmp:
+        tmp = Path(tmp)
+        db = tmp / "shared.duckdb"
+        store = Store(db)
+        fill(store, args.per_lang)
+        add_pending_docs(store, 2000)
+        (corpus,) = make_corpus(tmp / "corpus.jsonl", args.docs, seed=3)
+        load_before = os.getloadavg()[0]
+        base = simulate(store, users, args.seconds, tag="alone", think=args.think)
+        store.close()
+        gen = _start("generate", db, None, args.gen_sleep, args.gen_batch)
+        ing = _start("ingest", db, corpus, 0, 0)
+        done = threading.Event()
+        out: dict = {}
+
+        def watch() -> None:
+            for line in ing.stdout:
+                if line.startswith("FINISHED "):
+                    out.update(json.loads(line[9:]))
+            ing.wait()
+            done.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        loaded = simulate(store, users, 3600, tag="shared", think=args.think, until=done)
+        gen.terminate()
+        gen_out = gen.communicate(timeout=60)[0]
+        gen_holds = next((json.loads(x[9:]) for x in gen_out.splitlines() if x.startswith("FINISHED ")), {})
+        load_after = os.getloadavg()[0]
+        both = LoadResult(decisions=base.decisions + loaded.decisions)
+        for res in (base, loaded):
+            for name, ids in res.claims.items():
+                both.claims[name] += ids
+        try:
+            check(store, both, 1)  # nothing lost or doubled on the reviewers' side
+            invariants = "all hold"
+        except AssertionError as exc:
+            invariants = f"VIOLATED: {str(exc)[:400]}"
+        with store.session() as tx:
+            generated = tx.scalar("SELECT count(*) FROM candidates WHERE model_version = 'fake-gen'")
+        errors = base.errors + loaded.errors
+    print(f"### Reviewer clicks while pipeline jobs share the file: {args.users} reviewers (threads of one process, "
+          f"{args.think:.1f} s ±50 % between clicks), a real ingest of {args.docs:,} documents and a generate run "
+          f"(fake model, {args.gen_sleep} s per batch of {args.gen_batch}) in processes of their own\n")
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {machine()} (load average {load_before:.1f} before, "
+          f"{load_after:.1f} after)\n")
+    print("| run | seconds | clicks | click (next item + decision) p50 / p95 / max ms | clicks > 1 s | clicks > 3 s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| reviewers alone (baseline) | {base.seconds:.0f} | {click_stats(base)} |")
+    print(f"| with ingest + generate | {loaded.seconds:.0f} | {click_stats(loaded)} |")
+    print(f"\nIngest: {out.get('read', 0):,} documents read, {out.get('kept', 0):,} kept in "
+          f"{out.get('seconds', 0):.0f} s "
+          f"({out.get('read', 0) / max(out.get('seconds', 1), 1e-9):,.0f} docs/s while sharing); generate wrote "
+          f"{generated:,} candidates meanwhile.")
+    print(f"\nInvariants of the decision log after both runs: {invariants}.")
+    print(f"\nLongest session of each pipeline process while another process waited for the file: ingest "
+          f"{out.get('hold_longest', float('nan')):.2f} s ({out.get('hold_while_waited', 0)} sessions over "
+          f"{store_mod.HOLD_NOTE_SECONDS} s), generate {gen_holds.get('hold_longest', float('nan')):.2f} s "
+          f"({gen_holds.get('hold_while_waited', 0)}); the reviewers' process {store_mod.HOLDS['longest']:.2f} s "
+          f"({store_mod.HOLDS['while_waited']}).")
+    if errors:
+        print("\nERRORS: " + "; ".join(errors[:5]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each run (k=1, then k=2)")
     ap.add_argument("--users", type=int, default=20, help="simulated reviewers (threads)")
     ap.add_argument("--per-lang", type=int, default=2000, help="candidates per language (three languages)")
     ap.add_argument("--ks", default="1,2", help="reviews needed per item, one run each")
+    ap.add_argument("--shared", action="store_true", help="reviewers while a real ingest and a generate run write "
+                    "to the same file (baseline: the reviewers alone, same run); --users, --per-lang, --seconds")
+    ap.add_argument("--docs", type=int, default=50_000, help="--shared: documents the ingest reads")
+    ap.add_argument("--think", type=float, default=1.0, help="--shared: seconds between one reviewer's clicks")
+    ap.add_argument("--gen-sleep", type=float, default=0.2, help="--shared: the fake model's seconds per batch")
+    ap.add_argument("--gen-batch", type=int, default=8, help="--shared: generate's documents per batch")
+    ap.add_argument("--role", choices=["ingest", "generate"], help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--corpus", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.role:
+        pipeline_role(args.role, args.db, args.corpus, args.gen_sleep, args.gen_batch)
+        return
+    if args.shared:
+        shared_run(args)
+        return
 
     rows = []
     for k in [int(x) for x in args.ks.split(",")]:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from xinstruct import auth, review
+from xinstruct import auth, render, review
 from xinstruct.errors import XInstructError
 
 user = auth.require("reviewer")
@@ -11,7 +11,8 @@ store = auth.get_store()
 st.title("Account")
 if st.session_state.get("xi_account_done"):
     st.success(st.session_state.pop("xi_account_done"))
-st.write(f"**{user.name}** · role {user.role} · languages: {', '.join(user.langs) if user.langs else 'all'}")
+st.html(render.caption_html(("b", user.name), f" · role {user.role} · languages: "
+                             f"{', '.join(user.langs) if user.langs else 'all'}"))
 p = review.progress(store, user)
 st.write(f"Reviewed today: {p['done_today']} · left in your queue: {p['left_in_queue']}")
 if st.button("Log out", key="xi_logout_account"):
@@ -35,4 +36,4 @@ with st.form("xi_password", clear_on_submit=True):
                 st.session_state["xi_account_done"] = "Password changed. Your other sessions have ended."
                 st.rerun()
             except XInstructError as exc:
-                st.error(str(exc))
+                st.error(render.md_escape(exc))

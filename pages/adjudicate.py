@@ -40,7 +40,7 @@ st.subheader("Reviews")
 edits = []
 for d in item["decisions"]:
     with st.container(border=True):
-        st.markdown(f"**{d['reviewer']}** · {d['action']} · {d['at']:%Y-%m-%d %H:%M}")
+        st.html(render.caption_html(("b", d["reviewer"]), f" · {d['action']} · {d['at']:%Y-%m-%d %H:%M}"))
         if d["action"] == "edit":
             edits.append(d)
             if d["instruction"] != item["instruction"]:
@@ -48,14 +48,14 @@ for d in item["decisions"]:
             if d["response"] != item["response"]:
                 st.html(render.diff_html(review.word_diff(item["response"], d["response"]), item["lang"]))
         if d["reason"]:
-            st.caption(f"reason: {review.REJECT_REASONS.get(d['reason'], d['reason'])}")
+            render.caption("reason: ", review.REJECT_REASONS.get(d["reason"], d["reason"]))
         if d["note"]:
-            st.caption(f"note: {d['note']}")
+            render.caption("note: ", d["note"])
 
 st.subheader("Final decision")
 options = ["accept as generated", *[f"take the edit by {d['reviewer']} (#{d['id']})" for d in edits], "edit myself",
            "reject"]
-choice = st.radio("Decision", options, key=f"xi_adj_choice_{cid}")
+choice = st.radio("Decision", options, key=f"xi_adj_choice_{cid}", format_func=render.md_escape)
 instruction = response = reason = note = None
 if choice == "edit myself":
     base = edits[-1] if edits else {"instruction": item["instruction"], "response": item["response"]}
@@ -75,8 +75,8 @@ if st.button("Record the final decision", type="primary", key=f"xi_adj_save_{cid
         curate.adjudicate(store, cid, user, action, instruction=instruction, response=response, reason=reason,
                           note=note, request_id=f"adjudicate:{user.name}:{cid}:{ss.xi_adj_nonce}")
     except XInstructError as exc:
-        st.error(str(exc))
+        st.error(render.md_escape(exc))
     else:
-        ss.xi_adj_done = f"Recorded: {choice} for {cid}."
+        ss.xi_adj_done = render.md_escape(f"Recorded: {choice} for {cid}.")
         ss.pop("xi_adj_item", None)
         st.rerun()

@@ -86,9 +86,9 @@ if pending:
             else:
                 result = curate.bulk_send_to_review(store, bulk_filter, user, progress=advance)
         except XInstructError as exc:
-            st.error(str(exc))
+            st.error(render.md_escape(exc))
         else:
-            ss.xi_bulk_result = str(result)
+            ss.xi_bulk_result = render.md_escape(result)
             ss.xi_bulk = None
             st.rerun()
     if no.button("Cancel", key="xi_ex_bulk_no"):

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from xinstruct import auth, review
+from xinstruct import auth, render, review
 from xinstruct.errors import XInstructError
 
 user = auth.require("reviewer")
@@ -20,8 +20,8 @@ if user.can("curator"):
                 st.success("Saved.")
                 text = new
             except XInstructError as exc:
-                st.error(f"Could not save: {exc}")
+                st.error(f"Could not save: {render.md_escape(exc)}")
     with view:
-        st.markdown(text)
+        st.html(render.markdown_html(text))
 else:
-    st.markdown(text)
+    st.html(render.markdown_html(text))

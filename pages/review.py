@@ -73,11 +73,11 @@ def attempt(job):
     except review.ItemGone as exc:
         ss.xi_failed = None
         forget_item()  # others completed it while it was open here: move on to the next item
-        flash("warning", str(exc))
+        flash("warning", render.md_escape(exc))
         return
     except (InputError, AccessDenied) as exc:
         ss.xi_failed = None
-        flash("warning", str(exc))
+        flash("warning", render.md_escape(exc))
         return
     except XInstructError as exc:
         ss.xi_failed = {**job, "error": str(exc)}
@@ -181,7 +181,7 @@ if "xi_item" not in ss:
     try:
         show(review.next_item(store, user))
     except XInstructError as exc:
-        st.error(f"Could not load the next item: {exc}")
+        st.error(f"Could not load the next item: {render.md_escape(exc)}")
         st.button("Try again", key="xi_reload", type="primary")
         st.stop()
 item = ss.xi_item
@@ -194,10 +194,11 @@ progress_slot = st.empty()
 def show_progress():
     try:
         p = review.progress(store, user)
-        progress_slot.caption(f"Reviewed today **{p['done_today']}** · left in your queue **{p['left_in_queue']}** · "
-                              f"{user.name} ({', '.join(user.langs) if user.langs else 'all languages'})")
+        progress_slot.html(render.caption_html(
+            "Reviewed today ", ("b", p["done_today"]), " · left in your queue ", ("b", p["left_in_queue"]),
+            f" · {user.name} ({', '.join(user.langs) if user.langs else 'all languages'})"))
     except XInstructError as exc:
-        progress_slot.caption(f"progress unavailable: {exc}")
+        progress_slot.html(render.caption_html(f"progress unavailable: {exc}"))
 
 
 if ss.get("xi_flash"):
@@ -206,7 +207,8 @@ if ss.get("xi_flash"):
 
 failed = ss.get("xi_failed")
 if failed:
-    st.error(f"Your {failed['action']} was NOT saved: {failed['error']}. Nothing is lost: press Retry "
+    st.error(f"Your {failed['action']} was NOT saved: {render.md_escape(failed['error'])}. Nothing is lost: "
+             "press Retry "
              "(it is recorded once, however often you press it).")
     retry_col, drop_col = st.columns(2)
     retry_col.button("Retry", key="xi_retry", type="primary", on_click=attempt, args=(failed,))
@@ -217,7 +219,7 @@ def guidelines():
     with st.expander("Guidelines", icon=":material/menu_book:"):
         if time.monotonic() - ss.get("xi_guidelines_at", -1e9) > 60:  # re-read at most once a minute
             ss.xi_guidelines, ss.xi_guidelines_at = review.get_guidelines(store), time.monotonic()
-        st.markdown(ss.xi_guidelines)
+        st.html(render.markdown_html(ss.xi_guidelines))
 
 
 if not item:
@@ -247,7 +249,7 @@ with pair:
                 review.save_draft(store, user, cid, new_i, new_r)
                 ss.xi_draft_saved = (cid, new_i, new_r)
             except XInstructError as exc:
-                st.warning(f"Draft not saved yet ({exc}); it is kept in this tab.")
+                st.warning(f"Draft not saved yet ({render.md_escape(exc)}); it is kept in this tab.")
         bar = st.container(horizontal=True)
         bar.button("Save edit", key="xi_save", type="primary", shortcut="Ctrl+Enter", on_click=save_edit)
         bar.button("Cancel", key="xi_cancel", shortcut="Esc", on_click=cancel_edit)
@@ -284,7 +286,7 @@ with source:
     meta = [f"cluster: {item['cluster_label']}" if item.get("cluster_label") else None,
             f"reviews needed: {item.get('k', item['reviews_needed'])}",
             f"status: {item['review_status']}"]
-    st.caption(" · ".join(m for m in meta if m))
+    render.caption(" · ".join(m for m in meta if m))
     codes = list(LANGS)
     current = item["doc_lang"] if item["doc_lang"] in LANGS else item["lang"]
     new_lang = st.selectbox("Document language (correct it if wrong)", codes, index=codes.index(current),
@@ -296,7 +298,7 @@ with source:
             flash("success", f"Marked as {render.lang_name(new_lang)}; it goes to those reviewers.")
             forget_item()
         except XInstructError as exc:
-            flash("warning", f"Language not changed: {exc}")
+            flash("warning", f"Language not changed: {render.md_escape(exc)}")
             ss.pop(f"xi_lang_{cid}", None)
         st.rerun()
 

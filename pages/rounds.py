@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, curate, feedback
+from xinstruct import auth, curate, feedback, render
 from xinstruct.errors import XInstructError
 
 user = auth.require("admin")
@@ -48,20 +48,21 @@ if st.button("Run feedback", type="primary", key="xi_rounds_feedback"):
     try:
         with st.spinner("Fitting..."):
             result = feedback.feedback(store, train=train)
-        st.success(f"Calibration: {result['calibration'] or 'not enough decisions yet'}; "
-                   f"{result['refine_examples']} refinement examples; {result['generator_pairs']} generator pairs; "
-                   f"new generator: {result['generator'] or '-'}")
+        st.success(render.md_escape(
+            f"Calibration: {result['calibration'] or 'not enough decisions yet'}; "
+            f"{result['refine_examples']} refinement examples; {result['generator_pairs']} generator pairs; "
+            f"new generator: {result['generator'] or '-'}"))
         rows = [{"lang": lang, **{k: v for k, v in fit.items() if k != "calibration"}}
                 for lang, fit in result["languages"].items()]
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True)
     except XInstructError as exc:
-        st.error(f"Feedback failed, nothing was changed: {exc}")
+        st.error(f"Feedback failed, nothing was changed: {render.md_escape(exc)}")
 
 st.subheader("Next round")
 st.write("Records round N+1 with the latest generator and calibration. Generation itself runs from the command line "
          "(`xinstruct round new`), on this machine or a GPU machine, while reviewers keep working.")
 if st.button("Start next round", key="xi_rounds_new"):
     info = feedback.new_round(store)
-    st.success(f"Round {info['round']} started: generator {info['generator'] or 'embedded default'}, "
-               f"evaluator {info['evaluator'] or 'uncalibrated'}.")
+    st.success(render.md_escape(f"Round {info['round']} started: generator {info['generator'] or 'embedded default'}, "
+                                f"evaluator {info['evaluator'] or 'uncalibrated'}."))

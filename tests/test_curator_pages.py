@@ -125,12 +125,14 @@ def test_reviewers_page_shows_agreement(filled):
 def test_adjudicate_records_the_final_decision(filled, app_store):
     at = page("adjudicate", CURATOR)
     assert "1 item(s) in conflict" in texts(at)
-    assert [c.value.split(" · ")[1] for c in at.markdown if c.value.startswith("**")][:2] == ["accept", "reject"]
+    heads = [h.proto.body for h in at.get("html") if h.proto.body.startswith('<div class="xi-caption"')
+             and "</b> · " in h.proto.body]  # "<b>reviewer</b> · action · time", as escaped HTML
+    assert [h.split(" · ")[1] for h in heads][:2] == ["accept", "reject"]
     at.radio(key=f"xi_adj_choice_{filled['fi_sauna']}").set_value("edit myself").run()
     at.text_area(key=f"xi_adj_i_{filled['fi_sauna']}").set_value("Describe what the sauna means to Finns.").run()
     at.button(key=f"xi_adj_save_{filled['fi_sauna']}").click().run()
     assert not at.exception
-    assert "Recorded: edit myself" in texts(at) and "No conflicts" in texts(at)
+    assert "Recorded\\: edit myself" in texts(at) and "No conflicts" in texts(at)  # Markdown-escaped (render.md_escape)
     with app_store.session() as tx:
         status, final = tx.one("SELECT review_status, final_instruction FROM candidates WHERE id = ?",
                                [filled["fi_sauna"]])

@@ -32,10 +32,15 @@ rel = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = rel
 _spec.loader.exec_module(rel)
 
+_spec = importlib.util.spec_from_file_location("xi_bench_ingest", ROOT / "bench" / "ingest.py")
+bench_ingest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_ingest)
+
 LOAD_SECONDS = 5.0
-# Longest a reviewer's call or a pipeline write may wait while the other side works. The README promises "milliseconds
-# to a second" per transaction; this shared 2-core machine runs several test suites at once, so the bound leaves room.
-MAX_WAIT_S = 15.0
+# While the pipeline shares the file: the longest a pipeline session may run while another process waits for the file
+# (the target is ~0.5 s; 4x room), or HOLD_FACTOR times the reviewers' own longest session on a very busy machine.
+MAX_HOLD_S = 2.0
+HOLD_FACTOR = 3.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -180,40 +185,57 @@ def test_app_sessions_in_threads_record_every_click_once(file_store, concurrent_
 # ---------------------------------------------------------------------------------------------------------------------
 # A pipeline job and the reviewers at once
 # ---------------------------------------------------------------------------------------------------------------------
-def test_generation_job_and_reviewers_share_the_file(file_store):
-    rel.fill(file_store, 40, langs=("sw",))
-    docs = 24
-    rows = []
-    for i in range(docs):
-        lang = ("sw", "ur")[i % 2]
-        text = cw.doc_text(lang, 1000 + i)
-        rows.append([f"gen{i:03d}", f"gen{i:03d}", text, lang, lang, lang, "test", "kept"])
-    file_store.write(lambda tx: tx.executemany(
-        "INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
-    job = cw.Worker("generate", file_store.path, "--sleep", "0.25", "--batch", "4")
+def test_reviewers_a_real_ingest_and_a_generate_run_share_the_file(file_store, tmp_path):
+    """Reviewers click (next item + decision, the app's store calls) while a real ingest (worker processes, dedup,
+    chunked writes) and a generate run (fake model, generate's own writes) run in processes of their own.
+
+    Catches a long-held transaction: every process notes the longest of its sessions that ran while another process
+    waited (store.HOLDS). A pipeline session may take at most MAX_HOLD_S, or HOLD_FACTOR times the reviewers' own
+    longest session when the machine is so busy that their small sessions take long too (this shared 2-core machine
+    reaches load averages of 15-20): the reviewers' sessions are small and fixed, so they measure the machine's pace.
+    A pipeline that wrote its 2,000-document batch in one transaction, or slept inside one, stands out either way.
+    Click latency is measured by bench/reliability.py --shared, not asserted here. Nothing is lost on either side."""
+    import json
+
+    from xinstruct import store as store_mod
+
+    rel.fill(file_store, 200)
+    rel.add_pending_docs(file_store, 100)
+    (corpus,) = bench_ingest.make_corpus(tmp_path / "corpus.jsonl", 2000, seed=5)
+    file_store.close()
+    gen = rel._start("generate", file_store.path, None, 0.05, 8)
+    ing = rel._start("ingest", file_store.path, corpus, 0, 0)
+    done, out = threading.Event(), {}
+
+    def watch() -> None:
+        for line in ing.stdout:
+            if line.startswith("FINISHED "):
+                out.update(json.loads(line[9:]))
+        ing.wait()
+        done.set()
+
+    store_mod.HOLDS.update(while_waited=0, longest=0.0)
+    threading.Thread(target=watch, daemon=True).start()
     try:
-        job.wait_for("READY")
-        users = [User(f"busy{i}", "reviewer", ("sw",)) for i in range(6)]
-        res = rel.simulate(file_store, users, 5.0, tag="pipe")
-        stats = job.finish(timeout=120)
+        res = rel.simulate(file_store, rel.reviewers(3), 600, tag="shared", think=0.3, until=done)
     finally:
-        job.kill()
+        gen.terminate()
+        gen_out = gen.communicate(timeout=60)[0]
+        ing.kill()
+    gen_holds = next((json.loads(x[9:]) for x in gen_out.splitlines() if x.startswith("FINISHED ")), {})
     rel.check(file_store, res, 1)  # nothing lost on the reviewers' side
-    assert stats["written"] == docs  # nor on the job's
+    assert out.get("read") == 2000 and out.get("kept", 0) > 1900, out  # nor on the ingest's
     with file_store.session() as tx:
-        assert tx.scalar("SELECT count(*) FROM documents d WHERE d.id LIKE 'gen%' AND NOT EXISTS "
-                         "(SELECT 1 FROM candidates c WHERE c.doc_id = d.id)") == 0
-        assert tx.scalar("SELECT count(*) FROM candidates WHERE doc_id LIKE 'gen%'") == docs
-        first, last = tx.one("SELECT min(created_at), max(created_at) FROM candidates WHERE doc_id LIKE 'gen%'")
-        between = tx.scalar("SELECT count(*) FROM decisions WHERE created_at BETWEEN ? AND ?", [first, last])
-    assert between > 0, "the reviewers really worked while the job was writing"
-    waits = res.next_ms + res.decide_ms
-    assert len(res.decisions) >= 5
-    reviewer_max, job_max = max(waits) / 1000, max(job.write_seconds())
-    print(f"\nmax wait: reviewer call {reviewer_max:.2f} s, pipeline write {job_max:.2f} s "
-          f"({len(res.decisions)} decisions, {len(job.write_seconds())} job writes)")
-    assert reviewer_max < MAX_WAIT_S and job_max < MAX_WAIT_S
+        assert tx.scalar("SELECT count(*) FROM documents WHERE source = 'corpus.jsonl'") == 2000
+        generated = tx.scalar("SELECT count(*) FROM candidates WHERE model_version = 'fake-gen'")
+    clicks = sorted(res.click_ms)
+    pace = store_mod.HOLDS["longest"]  # the reviewers' own longest session while a pipeline waited
+    holds = {"ingest": out.get("hold_longest"), "generate": gen_holds.get("hold_longest")}
+    print(f"\n{len(clicks)} clicks, p50 {clicks[len(clicks) // 2]:.0f} ms, max {clicks[-1]:.0f} ms; longest session "
+          f"while another process waited: {holds}, reviewers {pace:.2f} s; generate wrote {generated}")
+    assert len(clicks) >= 10 and generated > 0, "the reviewers and the generate run really worked meanwhile"
+    bound = max(MAX_HOLD_S, HOLD_FACTOR * pace)
+    assert all(v is not None and v <= bound for v in holds.values()), (holds, bound)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -173,3 +173,70 @@ def test_a_held_store_stays_open_while_idle_and_still_lets_a_waiting_process_in(
         assert store.get_setting("theirs") == "2"
     time.sleep(store_mod.IDLE_CLOSE_SECONDS + 1)
     assert shared.con is None  # released: the usual idle close applies again
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Wait markers name their holder: a reused PID or a live unrelated process never degrades the store
+# ---------------------------------------------------------------------------------------------------------------------
+def _live_unrelated_process():
+    import subprocess
+
+    return subprocess.Popen(["sleep", "120"])  # alive for the whole test, never waiting for our file
+
+
+def test_a_marker_whose_pid_now_belongs_to_another_live_process_is_cleared(file_store):
+    import os
+    from pathlib import Path
+
+    from xinstruct import store as store_mod
+
+    proc = _live_unrelated_process()
+    try:
+        marker = Path(f"{file_store.path}.wait.{proc.pid}")
+        # written by a process that had this PID before (another start time); the PID is alive again now
+        marker.write_text(f"{proc.pid} 1\n")
+        assert not file_store._others_waiting()
+        assert not marker.exists(), "the left-over marker was removed"
+        # the same PID with its real start time and a fresh heartbeat: a real waiter (control)
+        marker.write_text(f"{proc.pid} {store_mod._start_time(proc.pid)}\n")
+        assert file_store._others_waiting()
+        # ... until it stops touching the marker: left over, even though the process lives on
+        old = time.time() - store_mod.MARKER_STALE_SECONDS - 1
+        os.utime(marker, (old, old))
+        assert not file_store._others_waiting() and not marker.exists()
+        # an old-format marker (no start time) of a live process that does not touch it any more
+        marker.touch()
+        os.utime(marker, (old, old))
+        assert not file_store._others_waiting() and not marker.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_left_over_marker_of_a_live_process_does_not_make_every_session_reopen_the_file(file_store, monkeypatch):
+    from pathlib import Path
+
+    import duckdb
+
+    proc = _live_unrelated_process()
+    opened = []
+    real_connect = duckdb.connect
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return real_connect(*args, **kwargs)
+
+    try:
+        Path(f"{file_store.path}.wait.{proc.pid}").write_text(f"{proc.pid} 1\n")  # reused PID, live process
+        file_store.close()
+        monkeypatch.setattr(duckdb, "connect", counting)
+        start = time.monotonic()
+        for i in range(30):  # what the app does per click: sessions seconds apart or back to back
+            file_store.set_setting("n", str(i))
+            assert file_store.get_setting("n") == str(i)
+        elapsed = time.monotonic() - start
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(opened) == 1, f"the file was opened {len(opened)} times for 60 sessions (closed after each)"
+    print(f"\n60 sessions with a left-over marker of a live process: {elapsed * 1000:.0f} ms, {len(opened)} open")

@@ -518,7 +518,9 @@ def _cached_store(path: str) -> Store:
 
 
 def _open_store(path: str) -> Store:
-    return Store(path, busy_timeout=float(os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120")))
+    from .store import env_busy_timeout
+
+    return Store(path, busy_timeout=env_busy_timeout())
 
 
 def _cookie_token() -> str | None:
@@ -691,6 +693,8 @@ def require(role: str = "reviewer") -> User:
         login_form(get_store())
         st.stop()
     if not user.can(role):
-        st.error(f"This page needs the {role} role; you are logged in as {user.name} ({user.role}).")
+        from . import render
+
+        st.error(f"This page needs the {role} role; you are logged in as {render.md_escape(user.name)} ({user.role}).")
         st.stop()
     return user

@@ -146,11 +146,13 @@ def next_pending(store: Store, quota: dict[str, int], round_id: int, n: int) -> 
     langs = [lang for lang in sorted(quota) if quota[lang] > 0]
     if not langs or n <= 0:
         return []
-    sql = ("SELECT id, lang, text FROM (SELECT d.id, d.lang, d.text, "
+    # ids first, texts for those n only: the anti-join then reads ids and languages, not every pending document's text
+    # (seconds per batch on a store of 50,000 pending documents, with the file held while the app waits)
+    sql = ("SELECT p.id, p.lang, d.text FROM (SELECT id, lang FROM (SELECT d.id, d.lang, "
            "row_number() OVER (PARTITION BY d.lang ORDER BY d.id) AS rn "
            + _PENDING.format(langs=", ".join("?" * len(langs)))
-           + ") p WHERE rn <= CASE lang " + " ".join("WHEN ? THEN ?" for _ in langs) + " ELSE 0 END "
-           "ORDER BY lang, id LIMIT ?")
+           + ") q WHERE rn <= CASE lang " + " ".join("WHEN ? THEN ?" for _ in langs) + " ELSE 0 END "
+           "ORDER BY lang, id LIMIT ?) p JOIN documents d ON d.id = p.id ORDER BY p.lang, p.id")
     params = [*langs, round_id, *[x for lang in langs for x in (lang, quota[lang])], n]
     with store.session() as tx:
         return [Doc(*row) for row in tx.all(sql, params)]

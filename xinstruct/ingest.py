@@ -530,7 +530,18 @@ def _similar_pairs(i: np.ndarray, j: np.ndarray, left: np.ndarray, right: np.nda
     return found
 
 
+# Documents per write transaction. A batch's documents are analysed and deduplicated together, then written in
+# transactions of at most this many, each a session of its own: a reviewer (or any process) waiting for the file gets it
+# between two of them, after ~0.1-0.3 s on a 2-core machine, instead of after a whole batch's write.
+WRITE_CHUNK = 500
+
+
 def _write_batch(store: Store, source: str, fresh: list[tuple[Record, Analysis]], stats: IngestStats) -> None:
+    for start in range(0, len(fresh), WRITE_CHUNK):
+        _write_chunk(store, source, fresh[start:start + WRITE_CHUNK], stats)
+
+
+def _write_chunk(store: Store, source: str, fresh: list[tuple[Record, Analysis]], stats: IngestStats) -> None:
     import pyarrow as pa
 
     docs = {k: [] for k in ["id", "content_hash", "text", "lang_declared", "lang_detected", "lang_confidence", "lang",

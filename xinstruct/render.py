@@ -1,8 +1,18 @@
-"""HTML for the review app: every text is escaped, every field gets its own direction (decided from its own letters)."""
+"""HTML for the review app: every text is escaped, every field gets its own direction (decided from its own letters).
+
+The one rendering path for stored text (instructions, responses, notes, reasons, cluster labels, user and model names,
+URLs, paths): it reaches the browser either as escaped HTML (`field_html`, `caption_html`, shown with `st.html`), or,
+where Streamlit only takes Markdown (alert messages, radio options, tooltips), through `md_escape`, which makes every
+Markdown character literal. Never put stored text into `st.markdown`, `st.caption` or `st.write` directly: Streamlit
+renders Markdown there (images load from any host, links, `:red[...]`). The only Markdown rendered from the store is the
+curators' guidelines (and the export's dataset card), through `markdown_html`: links only to http(s)/mailto, no images,
+no raw HTML.
+"""
 
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from importlib import resources
 from urllib.parse import urlsplit
@@ -105,6 +115,84 @@ def source_html(item: dict, *, show_text: bool = False) -> str:
     else:
         parts.append('<div class="xi-muted">The response is the original web text, unchanged.</div>')
     return "".join(parts) + "</div>"
+
+
+def caption_html(*parts: str | tuple[str, str]) -> str:
+    """A small grey line of text: each part is a str (escaped) or ("b", text) for a bold part (escaped too)."""
+    out = []
+    for part in parts:
+        if isinstance(part, tuple):
+            out.append(f"<b>{html.escape(str(part[1]))}</b>")
+        else:
+            out.append(html.escape(str(part)))
+    text = "".join(out)
+    return f'<div class="xi-caption" dir="{text_direction(html.unescape(text))}">{text}</div>'
+
+
+def caption(*parts: str | tuple[str, str]) -> None:
+    """Show `caption_html(*parts)` (the safe replacement for st.caption with stored text in it)."""
+    import streamlit as st
+
+    st.html(caption_html(*parts))
+
+
+_MD_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character (CommonMark: all are escapable)
+
+
+_AUTOLINK = re.compile(r"(?i)(?<![a-z0-9])(https?|ftp|mailto|xmpp|www)(?=[:.])|(?=@)")
+WORD_JOINER = "\u2060"  # invisible, zero width: keeps "http" and "://" apart for GFM's autolink literals
+
+
+def md_escape(text: object) -> str:
+    """`text` for a place where Streamlit renders Markdown (st.error/st.success/st.info, radio options, help): every
+    ASCII punctuation character backslash-escaped, so no link, image, emphasis, heading, HTML tag or `:color[...]`
+    directive can form, and an invisible word joiner after `http`/`https`/`www`/... and before `@`, because GFM's
+    autolink literals (https://x, www.x, a@b.c) ignore backslash escapes. The reader sees the text as it was."""
+    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + WORD_JOINER, "" if text is None else str(text))
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+SAFE_LINK_SCHEMES = ("http", "https", "mailto")
+
+
+def _safe_link(url: str) -> bool:
+    url = url.strip()
+    if url.startswith("#"):
+        return True
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in SAFE_LINK_SCHEMES
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+    md.validateLink = _safe_link  # [x](javascript:...), data:, vbscript:, file: stay plain text
+
+    def image(renderer, tokens, idx, options, env):  # no image is ever loaded: show its alt text
+        return html.escape(tokens[idx].content or "")
+
+    def link_open(renderer, tokens, idx, options, env):
+        token = tokens[idx]
+        token.attrSet("target", "_blank")
+        token.attrSet("rel", "noopener noreferrer nofollow")
+        return renderer.renderToken(tokens, idx, options, env)
+
+    md.add_render_rule("image", image)
+    md.add_render_rule("link_open", link_open)
+    return md
+
+
+def markdown_html(text: str | None) -> str:
+    """Curator-written Markdown (guidelines, the dataset card) as HTML: headings, lists, emphasis, tables, code and
+    links to http(s)/mailto; raw HTML shows as text, unsafe link schemes stay text, images are replaced by their alt
+    text (nothing is fetched from another host)."""
+    body = _markdown().render("" if text is None else str(text))
+    return f'<div class="xi-markdown">{body}</div>'
 
 
 def lang_name(code: str | None) -> str:

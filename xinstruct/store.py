@@ -6,8 +6,13 @@ not even read-only), so xinstruct never keeps the file open longer than one unit
 * every access is a short session, `with store.session() as tx:` — the file is opened when the first session of the
   process starts and closed when the last one ends; sessions in several threads of one process share the open file;
 * opening retries with backoff while another process holds the lock, up to `busy_timeout` seconds (then `StoreBusy`);
-* a process that is waiting leaves a marker file (`<db>.wait.<pid>`); a holder that sees one stops admitting new sessions,
-  lets the running ones finish and closes, so a busy review app cannot starve a pipeline job (or the other way round).
+* a process that is waiting leaves a marker file (`<db>.wait.<pid>`, holding its PID and process start time, touched on
+  every retry); a holder that sees one stops admitting new sessions, lets the running ones finish and closes, so a busy
+  review app cannot starve a pipeline job (or the other way round). A marker whose process is gone, whose PID now
+  belongs to another process (start time differs) or that was not touched for MARKER_STALE_SECONDS is removed;
+* interactive callers (the app's page runs) wrap their work in `store.waiting(budget, on_wait)`: every wait of that
+  thread (for the file lock, or for this process handing the file over) shares one deadline and reports what it waits
+  for, once a second, to `on_wait`.
 
 Writes go through `store.write(fn)`: `fn(tx)` runs in one transaction, retried on DuckDB's optimistic write conflicts
 ("Conflict on update/tuple deletion"), so a unit of work is either fully recorded or not at all.
@@ -17,8 +22,10 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +44,24 @@ DEFAULT_DB = Path("store") / "xinstruct.duckdb"
 
 def default_db_path() -> Path:
     return Path(os.environ.get("XINSTRUCT_DB") or DEFAULT_DB)
+
+
+DEFAULT_BUSY_TIMEOUT = 120.0
+
+
+def env_busy_timeout() -> float:
+    """XINSTRUCT_BUSY_TIMEOUT (seconds): how long a CLI command, or one page run of the app, waits for the file."""
+    raw = os.environ.get("XINSTRUCT_BUSY_TIMEOUT")
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise StoreError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds > 0; set it to e.g. 30 or "
+                         "unset it")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -316,6 +341,82 @@ def _quote_path(path: str | Path) -> str:
 DUCKDB_CONFIG = {"checkpoint_threshold": "256MB"}
 IDLE_CLOSE_SECONDS = 2.0
 HELD_POLL_SECONDS = 0.25  # inside Store.held(), how often an idle process looks for others waiting  # an idle process keeps the file open this long (unless another process waits for it)
+WAIT_POLL_SECONDS = 0.03  # a waiting process tries the lock this often (a failed try costs well under a millisecond)
+MARKER_STALE_SECONDS = 5.0  # a waiter touches its marker every WAIT_POLL_SECONDS; one untouched this long is left over
+# How long a process may keep the file once it got it while another one waits (0: hand over after the current
+# session). 0.3 s, meant to let the few sessions of one reviewer click share one turn, measured worse on 2 busy cores
+# (bench/reliability.py --shared: clicks p50 11 s against 2.7 s), so it is off.
+TURN_SECONDS = 0.0
+HOLD_NOTE_SECONDS = 0.25  # sessions longer than this are checked for other processes waiting (HOLDS, a log warning)
+HOLD_WARN_SECONDS = 1.0  # a session that kept another process waiting this long is logged as a warning
+WAIT_REPORT_SECONDS = 0.5  # a wait shorter than this is not reported to on_wait (no flicker on ordinary clicks)
+
+_WAITING = threading.local()  # per thread: the budget and reporter of store.waiting()
+log = logging.getLogger(__name__)
+# This process's sessions that ran while another process waited for the file: count and longest (seconds). What a
+# waiting reviewer pays per handover; bench/reliability.py --shared and tests/test_reliability.py read it.
+HOLDS = {"while_waited": 0, "longest": 0.0}
+
+
+def _note_hold(store: "Store", seconds: float) -> None:
+    if not store._others_waiting():
+        return
+    HOLDS["while_waited"] += 1
+    HOLDS["longest"] = max(HOLDS["longest"], seconds)
+    if seconds > HOLD_WARN_SECONDS:
+        log.warning("a session held %s for %.1f s while another process waited for it", store.path, seconds)
+
+
+class _Wait:
+    """One wait of one thread: its deadline (the session's own timeout, or the thread's shared budget if sooner) and
+    its reports to the thread's on_wait."""
+
+    def __init__(self, timeout: float):
+        self.start = time.monotonic()
+        self.deadline = self.start + timeout
+        self.budget = getattr(_WAITING, "deadline", None)
+        if self.budget is not None:
+            self.deadline = min(self.deadline, self.budget)
+        self.on_wait = getattr(_WAITING, "on_wait", None)
+        self.reported = 0.0
+
+    def tick(self, what: str) -> None:
+        """Report (at most once a second, after WAIT_REPORT_SECONDS) and raise StoreBusy past the deadline."""
+        now = time.monotonic()
+        elapsed = now - self.start
+        if self.on_wait is not None and elapsed >= WAIT_REPORT_SECONDS and now - self.reported >= 1.0:
+            self.reported = now
+            try:
+                self.on_wait(what, elapsed)
+            except Exception:  # a broken reporter must not break the wait
+                pass
+        if now > self.deadline:
+            if self.budget is not None and self.deadline == self.budget:
+                limit = getattr(_WAITING, "budget", elapsed)
+                raise StoreBusy(f"waited {elapsed:.0f} s for {what}; this page may wait {limit:.0f} s in all "
+                                "(XINSTRUCT_BUSY_TIMEOUT); try again in a moment")
+            raise StoreBusy(f"waited {elapsed:.0f} s for {what}; wait for that job to finish or raise "
+                            "XINSTRUCT_BUSY_TIMEOUT")
+
+    def done(self) -> None:
+        if self.on_wait is not None and self.reported:
+            try:
+                self.on_wait(None, time.monotonic() - self.start)
+            except Exception:
+                pass
+
+
+@contextmanager
+def waiting(budget: float, on_wait: Callable[[str | None, float], None] | None = None) -> Iterator[None]:
+    """Every store wait of this thread inside the block shares one deadline, `budget` seconds from now (an app page
+    run: XINSTRUCT_BUSY_TIMEOUT over the whole run, not per call). `on_wait(what, seconds)` is called about once a
+    second while a wait lasts (after WAIT_REPORT_SECONDS), and `on_wait(None, seconds)` when a reported wait ends."""
+    saved = (getattr(_WAITING, "deadline", None), getattr(_WAITING, "on_wait", None), getattr(_WAITING, "budget", None))
+    _WAITING.deadline, _WAITING.on_wait, _WAITING.budget = time.monotonic() + budget, on_wait, budget
+    try:
+        yield
+    finally:
+        _WAITING.deadline, _WAITING.on_wait, _WAITING.budget = saved
 
 
 class _Shared:
@@ -328,6 +429,8 @@ class _Shared:
         self.draining = False
         self.idle_since = 0.0
         self.held = 0  # > 0 inside Store.held(): stay open while idle unless another process waits
+        self.opening = False  # a thread is opening the file (outside the lock, so others can report their wait)
+        self.opened_at = 0.0  # when this process last opened the file (its turn began)
         self.local = threading.local()  # per-thread session depth: nested sessions never wait for themselves
 
 
@@ -338,7 +441,8 @@ _SHARED_LOCK = threading.Lock()
 class Store:
     """Handle on one xinstruct database file (or ':memory:' for tests)."""
 
-    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = 120.0, migrate: bool = True):
+    def __init__(self, path: str | Path | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 migrate: bool = True):
         self.memory = str(path) == ":memory:"
         self.path = ":memory:" if self.memory else Path(path or default_db_path()).resolve()
         self.busy_timeout = busy_timeout
@@ -357,34 +461,52 @@ class Store:
     def _marker(self) -> Path:
         return Path(f"{self.path}.wait.{os.getpid()}")
 
-    def _others_waiting(self) -> bool:
+    def _waiters(self) -> list[tuple[float, int]]:
+        """(queued since, pid) of every other process waiting for the file now, oldest first."""
         mine = self._marker().name
-        return any(p.name != mine for p in self.path.parent.glob(self.path.name + ".wait.*") if _pid_alive(p))
+        out = []
+        for p in self.path.parent.glob(self.path.name + ".wait.*"):
+            if p.name != mine and _marker_live(p):
+                out.append((_marker_since(p), int(p.name.rsplit(".", 1)[1])))
+        return sorted(out)
+
+    def _others_waiting(self) -> bool:
+        return bool(self._waiters())
 
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.busy_timeout
-        delay = 0.01
+        """Open the file, waiting in line: processes that queued earlier (older marker) open it first, so a process
+        that has just handed the file over cannot take it straight back, and no waiter is starved."""
+        wait = _Wait(self.busy_timeout)
         marker = None
+        since = float("inf")  # not queued yet: everyone already waiting goes first
+        what = "the database"
         try:
             while True:
+                ahead = [w for w in self._waiters() if w < (since, os.getpid())]
+                if not ahead:
+                    try:
+                        return duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
+                    except duckdb.Error as exc:
+                        if not _is_lock_error(exc):
+                            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+                        what = f"the database, held by {_holder(str(exc))}"
+                else:
+                    what = f"the database, {len(ahead)} other process(es) ahead in line (PID {ahead[0][1]} first)"
+                if marker is None:
+                    marker = self._marker()
+                    since = time.time()
+                    marker.write_text(f"{os.getpid()} {_start_time(os.getpid()) or '-'} {since!r}\n")
+                else:
+                    _touch(marker)  # the heartbeat: a marker untouched for MARKER_STALE_SECONDS is left over
                 try:
-                    return duckdb.connect(str(self.path), config=DUCKDB_CONFIG)
-                except duckdb.Error as exc:
-                    if not _is_lock_error(exc):
-                        raise StoreError(f"cannot open database {self.path}: {exc}") from exc
-                    if marker is None:
-                        marker = self._marker()
-                        marker.touch()
-                    if time.monotonic() > deadline:
-                        raise StoreBusy(
-                            f"database {self.path} is held by another process for more than {self.busy_timeout:.0f} s "
-                            f"({exc}); wait for that job to finish or raise XINSTRUCT_BUSY_TIMEOUT"
-                        ) from exc
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 1.6, 0.5)
+                    wait.tick(what)
+                except StoreBusy as busy:
+                    raise StoreBusy(f"database {self.path}: {busy}") from None
+                time.sleep(WAIT_POLL_SECONDS * (0.5 + random.random()))
         finally:
             if marker is not None:
                 marker.unlink(missing_ok=True)
+            wait.done()
 
     @contextmanager
     def session(self) -> Iterator[Tx]:
@@ -402,13 +524,31 @@ class Store:
         sh = self._shared()
         depth = getattr(sh.local, "depth", 0)
         with sh.cond:
-            if depth == 0:
-                self._admit(sh)
-            if sh.con is None:
-                sh.con = self._open()
+            wait = _Wait(self.busy_timeout)
+            try:
+                if depth == 0:
+                    self._admit(sh, wait)
+                while sh.con is None:
+                    if sh.opening:  # another thread of this process is opening it (maybe waiting for the lock)
+                        sh.cond.wait(0.1)
+                        wait.tick("the database (another process holds it)")
+                        continue
+                    sh.opening = True
+                    sh.cond.release()  # open outside the lock: the other threads can report their wait meanwhile
+                    try:
+                        con = self._open()
+                    finally:
+                        sh.cond.acquire()
+                        sh.opening = False
+                        sh.cond.notify_all()
+                    sh.con = con
+                    sh.opened_at = time.monotonic()
+            finally:
+                wait.done()
             sh.users += 1
             cur = sh.con.cursor()
         sh.local.depth = depth + 1
+        began = time.monotonic()
         try:
             yield Tx(cur)
         finally:
@@ -416,9 +556,16 @@ class Store:
             cur.close()
             with sh.cond:
                 sh.users -= 1
+                held_for = time.monotonic() - began
+                if depth == 0 and held_for > HOLD_NOTE_SECONDS:
+                    _note_hold(self, held_for)
                 if sh.users == 0:
                     if self._others_waiting():
-                        self._close(sh)
+                        turn = time.monotonic() - sh.opened_at
+                        if turn >= TURN_SECONDS:
+                            self._close(sh)
+                        else:  # hand over when this turn ends (or at the end of a session then running)
+                            _schedule_handover(self, sh, TURN_SECONDS - turn)
                     else:
                         sh.idle_since = time.monotonic()
                         _schedule_idle_close(self, sh)
@@ -444,17 +591,22 @@ class Store:
             with sh.cond:
                 sh.held -= 1
 
-    def _admit(self, sh: _Shared) -> None:
+    def _admit(self, sh: _Shared, wait: _Wait) -> None:
         """Called with sh.cond held: wait while draining; hand the file over when another process is waiting."""
         while sh.draining:
             sh.cond.wait(0.05)
-        if sh.con is not None and self._others_waiting():
+            wait.tick("another process's turn with the database")
+        if (sh.con is not None and time.monotonic() - sh.opened_at >= TURN_SECONDS
+                and self._others_waiting()):
             sh.draining = True
-            while sh.users > 0:
-                sh.cond.wait(0.05)
-            self._close(sh)
-            sh.draining = False
-            sh.cond.notify_all()
+            try:
+                while sh.users > 0:
+                    sh.cond.wait(0.05)
+                    wait.tick("this app's running requests, to hand the database to another process")
+                self._close(sh)
+            finally:
+                sh.draining = False
+                sh.cond.notify_all()
             time.sleep(0.05)  # let the waiting process take the lock
 
     def has_data(self) -> bool:
@@ -561,6 +713,18 @@ class Store:
         return store
 
 
+def _schedule_handover(store: Store, sh: _Shared, delay: float) -> None:
+    def close_if_waited() -> None:
+        with sh.cond:
+            if sh.users == 0 and sh.con is not None and not sh.draining and store._others_waiting():
+                store._close(sh)
+                sh.cond.notify_all()
+
+    timer = threading.Timer(max(delay, 0.0), close_if_waited)
+    timer.daemon = True
+    timer.start()
+
+
 def _schedule_idle_close(store: Store, sh: _Shared, delay: float = IDLE_CLOSE_SECONDS) -> None:
     def close_if_idle() -> None:
         with sh.cond:
@@ -600,16 +764,82 @@ def _statements(sql: str) -> list[str]:
     return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
 
-def _pid_alive(marker: Path) -> bool:
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the command name (field 2) may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
+
+
+def _touch(marker: Path) -> None:
+    try:
+        os.utime(marker)
+    except OSError:
+        pass
+
+
+def _marker_live(marker: Path) -> bool:
+    """Whether this wait marker belongs to a process that is waiting now; a left-over marker is removed.
+
+    Left over: its PID is gone, the PID belongs to another process than the one that wrote it (start time differs:
+    the PID was reused), or nobody touched it for MARKER_STALE_SECONDS (a waiter touches it on every retry)."""
     try:
         pid = int(marker.name.rsplit(".", 1)[1])
+        age = time.time() - marker.stat().st_mtime
+        written = marker.read_text().split()
+    except (ValueError, OSError):
+        return _drop(marker)
+    if age > MARKER_STALE_SECONDS:
+        return _drop(marker)
+    try:
         os.kill(pid, 0)
-        return True
-    except (ValueError, ProcessLookupError):
-        marker.unlink(missing_ok=True)
-        return False
+    except ProcessLookupError:
+        return _drop(marker)
     except PermissionError:
-        return True
+        pass  # alive, another user's
+    started = _start_time(pid)
+    if len(written) >= 2 and started is not None and written[1] not in ("-", started):
+        return _drop(marker)
+    return True
+
+
+def _marker_since(marker: Path) -> float:
+    """When the marker's process queued (written in the marker; its change time for an older marker)."""
+    try:
+        return float(marker.read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        try:
+            return marker.stat().st_ctime
+        except OSError:
+            return 0.0
+
+
+def _drop(marker: Path) -> bool:
+    try:
+        marker.unlink(missing_ok=True)
+    except OSError:
+        pass  # another user's file in a shared folder: it still counts as left over
+    return False
+
+
+def _holder(lock_error: str) -> str:
+    """Who holds the file, from DuckDB's lock error ('... Conflicting lock is held in /usr/bin/python3 (PID 123)')."""
+    m = re.search(r"PID (\d+)", lock_error)
+    if not m:
+        return "another process"
+    pid = int(m.group(1))
+    try:
+        args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        args = []
+    words = [os.path.basename(a) for a in args]
+    while words and (words[0].startswith("python") or words[0] in ("-m", "-u")):
+        words.pop(0)
+    name = " ".join(w for w in words[:2] if not w.startswith("-"))[:60]
+    return f"another process ({name}, PID {pid})" if name else f"another process (PID {pid})"
 
 
 def to_json(value: Any) -> str:

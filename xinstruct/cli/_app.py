@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import InputError, XInstructError
-from ..store import Store, default_db_path
+from ..store import Store, default_db_path, env_busy_timeout
 
 app = typer.Typer(
     name="xinstruct",
@@ -43,20 +42,7 @@ def open_store(db: Path | None, *, create: bool = False) -> Store:
             "no such database", path=str(path),
             hint="check --db / $XINSTRUCT_DB; a new database is created by `xinstruct ingest FILES --lang xx --db PATH` "
                  "or `xinstruct migrate --db PATH`")
-    return Store(path, busy_timeout=busy_timeout())
-
-
-def busy_timeout() -> float:
-    """Seconds to wait for a database another process holds: $XINSTRUCT_BUSY_TIMEOUT, default 120."""
-    raw = os.environ.get("XINSTRUCT_BUSY_TIMEOUT", "120")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also refuses nan
-        raise InputError(f"XINSTRUCT_BUSY_TIMEOUT={raw!r} is not a number of seconds",
-                         hint="set it to 0 or more, e.g. XINSTRUCT_BUSY_TIMEOUT=120, or unset it")
-    return value
+    return Store(path, busy_timeout=env_busy_timeout())
 
 
 @contextmanager
