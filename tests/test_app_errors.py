@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import add_candidates
+from conftest import add_candidates, session_token
 from test_store import hold
 from xinstruct import review
 from xinstruct.auth import User
@@ -56,12 +56,17 @@ def db(file_store, monkeypatch, tmp_path, router_runs):
     review.record_decision(file_store, ids[0], User("amina", "reviewer", ("sw",)), "accept")
     monkeypatch.setenv("XINSTRUCT_DB", str(file_store.path))
     monkeypatch.chdir(tmp_path)
+    global TOKEN
+    TOKEN = session_token(ADMIN, file_store)  # a login session, stored before any test copies or corrupts the file
     return file_store
+
+
+TOKEN = None
 
 
 def app_at(name: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.session_state["user"] = ADMIN
+    at.session_state["xi_session"] = TOKEN
     at.run()
     if name != "review":
         at.switch_page(f"pages/{name}.py").run()

@@ -673,13 +673,19 @@ def login_form(store: Store) -> User | None:
 
 
 def signed_in() -> User | None:
-    """For the router: the current user, or None after showing why the session could not be checked (store errors)."""
+    """For the router: the current user, or None when not logged in. A store error goes up to app.py's one handler
+    (a message and Retry, nobody logged out for it); any other error checking the session is shown here."""
     import streamlit as st
+
+    from .errors import StoreError
+    from .render import md_escape
 
     try:
         return current_user()
-    except XInstructError as exc:  # the store is busy or broken: do not log anyone out for that
-        st.error(f"Could not check your login: {exc}")
+    except StoreError:
+        raise
+    except XInstructError as exc:  # do not log anyone out for it
+        st.error(f"Could not check your login: {md_escape(exc)}")
         st.button("Try again", key="xi_auth_retry", type="primary")
         st.stop()
 
