@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
 
         model = refine_model(args.sleep)
         say("READY")
-        stats = refine.run(store, refine.RefineConfig(batch_size=args.batch, evaluator="gain", progress=False),
+        stats = refine.run(store, refine.RefineConfig(batch_size=args.batch, rounds=3, evaluator="gain", progress=False),
                            model=model, refiner=model)
     elif args.mode == "diversify":
         from xinstruct import diversify

@@ -26,7 +26,7 @@ import pytest
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from conftest import add_candidates
+from conftest import add_candidates, session_token
 from test_app_errors import router_runs  # noqa: F401  (fixture: every run goes through app.py, as on the server)
 from xinstruct import auth, render, review
 from xinstruct.auth import User
@@ -175,7 +175,7 @@ def hostile(file_store, monkeypatch, tmp_path, router_runs):  # noqa: F811
 
 def run_page(user: User, name: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user"] = user
+    at.session_state["xi_session"] = session_token(user)
     at.run()
     if name != "review":
         at.switch_page(f"pages/{name}.py").run()

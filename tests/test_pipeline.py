@@ -35,7 +35,7 @@ def test_config_errors_name_the_key_and_list_valid_ones(tmp_path, data, message)
 
 
 def test_unknown_key_error_lists_help_text(tmp_path):
-    with pytest.raises(ConfigError, match="rounds \\(default 3\\): maximum label"):
+    with pytest.raises(ConfigError, match="rounds \\(default 0\\): rewrite rounds after labelling"):
         stage_configs(PipelineConfig(refine={"roundz": 1}))
 
 

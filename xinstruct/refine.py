@@ -147,7 +147,7 @@ class RefineConfig:
     """Settings of the refinement stage."""
 
     lang: str | None = None  # only this language (default: all)
-    rounds: int = 3  # maximum label -> refine -> relabel rounds
+    rounds: int = 0  # rewrite rounds after labelling; 0 = label only (measured: rewrites did not raise the accept rate)
     evaluator: str = "trained"  # trained: the shipped evaluator, P(accepted as is); gain: the likelihood-gain score
     model: str | None = None  # gain evaluator / text judge: version name, local path, or None for the embedded base
     backend: str | None = None  # embedded | transformers | vllm | fake

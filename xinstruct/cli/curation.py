@@ -18,7 +18,9 @@ from ._app import DbOption, app, new_or_existing_store, open_store
 @app.command()
 def refine(
     lang: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
-    rounds: Annotated[int, typer.Option(min=0, help="Maximum label -> refine -> relabel rounds (0 = label only).")] = 3,
+    rounds: Annotated[int, typer.Option(
+        min=0, help="Rewrite rounds after labelling (0 = label only, the default: measured on held-out drafts, rewrites "
+                    "changed 18 of 97, 3 for the better, none accepted as is).")] = 0,
     evaluator: Annotated[str, typer.Option(
         help="trained: the shipped (or last retrained) evaluator, P(a reviewer keeps the draft); gain: the earlier "
              "likelihood-gain score.")] = "trained",
@@ -32,7 +34,8 @@ def refine(
 ) -> None:
     """Label candidates good / flawed / bad with a score and a reason; rewrite flawed instructions; repeat.
 
-    Example: xinstruct refine --lang sw --rounds 3
+    Example: xinstruct refine --lang sw              # label only
+    Example: xinstruct refine --lang sw --rounds 1   # then one round of rewrites for flawed drafts
     """
     cfg = refine_mod.RefineConfig(lang=lang, rounds=rounds, evaluator=evaluator, model=model, backend=backend,
                                   batch_size=batch_size, limit=limit, clean_responses=clean_responses)
