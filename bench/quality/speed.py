@@ -3,8 +3,8 @@
 Runs in child processes so each figure has its own peak RSS:
 * `trained`: the trained evaluator (one generator pass per draft + grounding) on N labelled candidates;
 * `gain`: the earlier gain score (two base-model passes per draft, no label words) on the same candidates;
-* `refine`: `refine.run` with the defaults (trained evaluator, rewrites from the default generator) on a fresh store
-  holding the same N candidates.
+* `refine`: `refine.run` with the defaults (trained evaluator, label only) on a fresh store holding the same N
+  candidates; `refine1`: the same with one round of rewrites (3 variants per flawed draft from the default generator).
 
     .venv/bin/python bench/quality/speed.py --n 40
 """
@@ -71,11 +71,11 @@ def child(what: str, n: int) -> dict:
         store = Store(Path(tempfile.mkdtemp()) / "speed.duckdb")
         add_candidates(store, [{"lang": r["lang"], "text": r["text"], "instruction": r["instruction"]} for r in data])
         start = time.perf_counter()
-        stats = refine.run(store, refine.RefineConfig(rounds=1, progress=False))
+        stats = refine.run(store, refine.RefineConfig(rounds=1 if what == "refine1" else 0, progress=False))
     seconds = time.perf_counter() - start
     out = {"what": what, "n": len(data), "seconds": round(seconds, 1), "per_candidate_s": round(seconds / len(data), 2),
            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)}
-    if what == "refine":
+    if what.startswith("refine"):
         out |= {"refined": stats["refined"], "labels": stats["labels"]}
     return out
 
@@ -83,7 +83,7 @@ def child(what: str, n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
-    ap.add_argument("--only", default="trained,gain,refine")
+    ap.add_argument("--only", default="trained,gain,refine,refine1")
     ap.add_argument("--child", default=None)
     args = ap.parse_args()
     if args.child:
