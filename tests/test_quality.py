@@ -100,3 +100,30 @@ def test_suggestion_is_unproven_until_enough_reviews_then_shows_the_measured_agr
     assert after.proven and after.agreement.auc_accept == 1.0
     assert after.text == f"agreed with sw reviewers: ROC-AUC 1.00 over {n} reviews"
     assert not quality.suggestion_status(store, "ur").proven  # per language
+
+
+def test_eval_labels_command_reports_the_stored_scores_per_language(file_store, monkeypatch):
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from tests.conftest import add_candidates
+    from xinstruct.auth import User
+    from xinstruct.cli import app
+    from xinstruct.review import record_decision
+
+    amina = User("amina", "reviewer", ("sw",))
+    ids = add_candidates(file_store, [{"lang": "sw", "text": f"Maandishi {i}.", "instruction": f"Explain {i}.",
+                                       "score": 0.9 if i < 6 else 0.1} for i in range(12)])
+    for i, cid in enumerate(ids):
+        if i < 6:
+            record_decision(file_store, cid, amina, "accept")
+        else:
+            record_decision(file_store, cid, amina, "reject", reason="poor_quality")
+    file_store.close()
+    result = CliRunner().invoke(app, ["eval", "labels", "--evaluator", "stored", "--json", "--db", str(file_store.path)])
+    assert result.exit_code == 0, result.output
+    report = _json.loads(result.output)
+    assert report["sw"]["n"] == 12 and report["sw"]["auc_accept"] == 1.0 and report["all"]["reject"] == 6
+    bad = CliRunner().invoke(app, ["eval", "labels", "--evaluator", "magic", "--db", str(file_store.path)])
+    assert bad.exit_code != 0
