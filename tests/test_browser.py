@@ -15,27 +15,21 @@ Screenshots go to the test's tmp folder and are copied to $TMPDIR/xinstruct-revi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+from browser_kit import CHROMIUM, chromium, streamlit_server
 from conftest import add_candidates
 from xinstruct import auth
 from xinstruct.store import Store
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "browser-pass-1"
 UR_SENTENCE = ("وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات میں واضح کر "
                "دیا ہے کہ پاکستان نے دہشت گردی کے خلاف بڑی قربانیاں دی ہیں۔ ")
@@ -57,13 +51,6 @@ RITA_ITEMS = [  # the second reviewer's queue (fi, tr, vi, id), in queue order; 
     {"lang": "id", "text": "Dewan kota kemarin memutuskan untuk membangun perpustakaan baru di pusat kota.",
      "instruction": "What did the city council decide to build?", "score": 0.98},
 ]
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -96,46 +83,14 @@ def server(tmp_path_factory):
     finally:
         auth._hasher = saved
     del store  # the file is closed after every session; the server process opens it alone
-    port = _free_port()
-    env = dict(os.environ, XINSTRUCT_DB=str(db), PYTHONUNBUFFERED="1")
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield {"url": f"http://127.0.0.1:{port}/", "proc": proc, "db": db, "ids": ids, "rita": rita_ids,
-               "folder": folder}
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        log.close()
+    with streamlit_server(db, folder, "app.py") as srv:
+        yield {**srv, "db": db, "ids": ids, "rita": rita_ids, "folder": folder}
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _login(page, url, name="boss"):

@@ -14,27 +14,23 @@ own cookies) and its own items, so the tests do not depend on each other's order
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from browser_kit import CHROMIUM, chromium, streamlit_server
 from conftest import add_candidates
 from xinstruct import auth
 from xinstruct.store import Store
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "browser-pass-1"
 NEW_PASSWORD = "browser-pass-2"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 WAIT = 60_000  # ms: generous for a loaded 2-core machine; every wait ends as soon as the state is there
 PAGE_NAMES = ["guidelines", "account", "overview", "explore", "reviewers", "adjudicate", "export", "rounds"]
 USERS = {  # name: (role, langs); each reviewer has languages of its own, so its items are its own
@@ -52,12 +48,6 @@ TEXTS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -72,45 +62,14 @@ def server(tmp_path_factory):
     for name, (role, langs) in USERS.items():
         auth.add_user(store, name, PASSWORD, role, langs)
     store.close()
-    port = _free_port()
-    env = dict(os.environ, XINSTRUCT_DB=str(db), PYTHONUNBUFFERED="1")
-    log = open(folder / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
-        yield {"url": f"http://127.0.0.1:{port}/", "db": db, "env": env, "folder": folder}
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        log.close()
+    with streamlit_server(db, folder, "serve.py") as srv:
+        yield {**srv, "db": db, "folder": folder}
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture
