@@ -53,7 +53,7 @@ def test_no_request_leaves_for_an_outside_host_on_any_page(hostile_server):
         page.get_by_text("Guidelines", exact=True).first.click()  # the Review page's guidelines expander
         seen = {}
         for title in PAGES:
-            page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click()
+            page.locator('[data-testid="stSidebar"]').get_by_role("link", name=title, exact=True).click()
             page.wait_for_selector(f'h1:has-text("{title}")' if title != "Review" else ".xi-response",
                                    timeout=90_000)
             time.sleep(1.5)  # let images, fonts and charts load (what would leak, leaks now)
