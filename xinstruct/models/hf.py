@@ -279,6 +279,8 @@ class TransformersModel:
         pad = self.tokenizer.pad_token_id
         decoder, head = self.model.get_decoder(), self.model.get_output_embeddings()
         cap = getattr(getattr(self.model, "config", None), "final_logit_softcapping", None)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))  # batches of like length
+        rows = [rows[i] for i in order]
         out: list[tuple[float, Any]] = []
         for chunk in batched(rows, self.batch_size):
             width = max(len(p) + len(c) for p, c in chunk)
@@ -308,7 +310,10 @@ class TransformersModel:
                     mean = float(logp[part].sum()) / n if n else 0.0
                     vec = states[part].float().mean(0).cpu().numpy() if pool and n else None
                     out.append((mean, vec))
-        return out
+        restored: list[tuple[float, Any]] = [None] * len(out)  # type: ignore[list-item]
+        for pos, i in enumerate(order):
+            restored[i] = out[pos]
+        return restored
 
 
 class _StopOnStrings:
