@@ -19,6 +19,13 @@ CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
+def require_browser() -> None:
+    """Skip (with the fix) when Debian's chromium or Playwright is missing; scripts/test.sh installs both."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Debian chromium not found at {CHROMIUM} (apt-get install chromium; never `playwright install`)")
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

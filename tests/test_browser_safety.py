@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from browser_kit import CHROMIUM, chromium, streamlit_server
+from browser_kit import chromium, require_browser, streamlit_server
 from test_markup_safety import ADMIN, EVIL, seed_hostile
 
 pytestmark = pytest.mark.browser
@@ -22,13 +22,9 @@ PAGES = ["Review", "Guidelines", "Account", "Overview", "Explore", "Reviewers", 
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
-    from pathlib import Path
-
     from xinstruct.store import Store
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian chromium not found at {CHROMIUM} (apt-get install chromium; never `playwright install`)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    require_browser()
     folder = tmp_path_factory.mktemp("hostile")
     db = folder / "hostile.duckdb"
     store = Store(db)

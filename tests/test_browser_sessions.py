@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_kit import CHROMIUM, chromium, streamlit_server
+from browser_kit import chromium, require_browser, streamlit_server
 from conftest import add_candidates
 from xinstruct import auth
 from xinstruct.store import Store
@@ -50,9 +50,7 @@ TEXTS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian chromium not found at {CHROMIUM} (apt-get install chromium; never `playwright install`)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    require_browser()
     folder = tmp_path_factory.mktemp("browser-sessions")
     db = folder / "sessions.duckdb"
     store = Store(db)

@@ -177,8 +177,10 @@ def bootstrap_auc(labels: Sequence[str], scores: Sequence[float], positive: tupl
     return round(float(lo), 3), round(float(hi), 3)
 
 
-def score_labels(items: Sequence[Label], evaluator: str = "trained", *, model=None) -> dict[str, float | None]:
-    """Scores of each labelled draft: `trained` (the shipped evaluator), `gain` (the uncalibrated likelihood-gain
+def score_labels(items: Sequence[Label], evaluator: str = "trained", *, model=None,
+                 store=None) -> dict[str, float | None]:
+    """Scores of each labelled draft: `trained` (the evaluator in use: the last one `xinstruct feedback` retrained in
+    `store`, else the shipped one), `gain` (the uncalibrated likelihood-gain
     score of refine.combine), or `stored` (the score stored when the candidate was labelled)."""
     if evaluator == "stored":
         return {x.id: x.score for x in items}
@@ -191,7 +193,7 @@ def score_labels(items: Sequence[Label], evaluator: str = "trained", *, model=No
         return {x.id: combine(s) for x, s in zip(items, ev.signals(triples, label_words=False))}
     from . import evaluator as trained
 
-    ev = trained.load_default()
+    ev = trained.current(store)
     if ev is None:
         raise XInstructError("no trained evaluator is shipped with this installation; use --evaluator gain")
     model = model or trained.load_feature_model(ev)

@@ -42,15 +42,19 @@ def labels(
     if evaluator not in ("trained", "gain", "stored"):
         raise ConfigError(f"--evaluator must be trained, gain or stored, not {evaluator!r}")
     lang = check_lang(lang) if lang else None
+    store = None
     if file is not None:
         if evaluator == "stored":
             raise ConfigError("--evaluator stored needs the store's decisions: leave out the labels file")
         items = [x for x in quality.read_labels(file) if lang in (None, x.lang)]
+        if db is not None:
+            store = open_store(db)  # its retrained evaluator, if any, scores the file
     else:
-        items = quality.store_labels(open_store(db), lang)
+        store = open_store(db)
+        items = quality.store_labels(store, lang)
         if not items:
             raise ConfigError("the store holds no reviewed candidates yet; review some or pass a labels file")
-    scores = quality.score_labels(items, evaluator)
+    scores = quality.score_labels(items, evaluator, store=store)
     report = {k: v.as_dict() for k, v in quality.by_language(items, scores).items()}
     if generator:
         for k, v in quality.generator_similarity(items, generator).items():
