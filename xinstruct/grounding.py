@@ -238,6 +238,7 @@ def _max_edits(n: int, lang: str) -> int:
 # The prepared text
 # ---------------------------------------------------------------------------------------------------------------------
 _WORD = regex.compile(r"[\p{L}\p{M}]+")
+_LETTER = regex.compile(r"[\p{L}\p{M}]")
 _TEXT_NUMBER = re.compile(r"\d+(?:(?:[.,'\u00a0\u202f\u2009 ](?=\d{3}(?!\d))|[.,])\d+)*")
 
 
@@ -369,7 +370,8 @@ def _canon(number: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 _QUOTE = re.compile(r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”|‘([^’\n]{2,80})’|«([^»\n]{2,80})»|"
                     r"(?<![\w])'([^'\n]{2,80})'(?![\w])")
-_INSTR_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d])")
+# a whole number, not the head of a longer one: "0.1.0" (a version) and "1,5000" name no number
+_INSTR_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?!\d|[.,]\d)")
 _SIZE_WORDS = re.compile(r"\s*(?:[a-z-]+\s+)?(?:sentences?|words?|paragraphs?|bullets?|points?|questions?|lines?|"
                          r"items?|examples?|tips?|reasons?|ways?|steps?|options?|facts?|sections?|characters?)\b",
                          re.IGNORECASE)
@@ -514,13 +516,16 @@ def _found(span: Span, prep: Prepared) -> bool:
 
 
 def _verbatim(phrase: str, prep: Prepared, *, word_start: bool = True, word_end: bool = True) -> bool:
-    """Whether the text has `phrase` as written (case-folded), starting and ending at word boundaries if asked."""
+    """Whether the text has `phrase` as written (case-folded), starting and ending at word boundaries if asked.
+
+    The boundaries are the instruction's token boundaries (`_TOKEN`): a word starts at a letter after anything but a
+    letter or mark (a name may follow a digit: "0µA"), and runs on through letters, marks and digits."""
     folded = prep.folded_text
     needle = phrase.casefold()
     pos = folded.find(needle) if needle else -1
     while pos >= 0:
         end = pos + len(needle)
-        if (not word_start or pos == 0 or not folded[pos - 1].isalnum()) \
+        if (not word_start or pos == 0 or not _LETTER.match(folded[pos - 1])) \
                 and (not word_end or end == len(folded) or not folded[end].isalnum()):
             return True
         pos = folded.find(needle, pos + 1)
