@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, als
 from common import cpu_name  # noqa: E402
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User  # noqa: E402
-from xinstruct import store as store_mod  # noqa: E402
+from xinstruct.store import engine as store_mod  # noqa: E402
 from xinstruct.store import Store  # noqa: E402
 
 LANGS = ("sw", "ur", "bn")

@@ -37,7 +37,7 @@ from common import cpu_name  # noqa: E402
 from xinstruct import review  # noqa: E402
 from xinstruct.auth import User, utcnow  # noqa: E402
 from xinstruct.langs import LANGS  # noqa: E402
-from xinstruct import store as store_module  # noqa: E402
+from xinstruct.store import engine as store_module  # noqa: E402
 from xinstruct.store import Store, to_json  # noqa: E402
 
 WORDS = {

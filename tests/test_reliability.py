@@ -197,7 +197,7 @@ def test_reviewers_a_real_ingest_and_a_generate_run_share_the_file(file_store, t
     Click latency is measured by bench/reliability.py --shared, not asserted here. Nothing is lost on either side."""
     import json
 
-    from xinstruct import store as store_mod
+    from xinstruct.store import engine as store_mod
 
     rel.fill(file_store, 200)
     rel.add_pending_docs(file_store, 100)

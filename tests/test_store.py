@@ -156,7 +156,7 @@ def test_a_held_store_stays_open_while_idle_and_still_lets_a_waiting_process_in(
     import sys
     import time
 
-    from xinstruct import store as store_mod
+    from xinstruct.store import engine as store_mod
 
     path = tmp_path / "x.duckdb"
     store = Store(path)
@@ -188,7 +188,7 @@ def test_a_marker_whose_pid_now_belongs_to_another_live_process_is_cleared(file_
     import os
     from pathlib import Path
 
-    from xinstruct import store as store_mod
+    from xinstruct.store import engine as store_mod
 
     proc = _live_unrelated_process()
     try:
