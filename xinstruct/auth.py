@@ -42,6 +42,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from .errors import AccessDenied, InputError, XInstructError
 from .langs import LANGS
 from .store import Store, default_db_path
+from .store import users as user_rows
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,11 @@ def authorize(user: User | None, role: str = "reviewer", store: Store | None = N
     if not isinstance(user, User):
         raise AccessDenied("you are not logged in; log in first")
     if store is not None and user.cred_version is not None:
-        current = _read_user(store, user.name)
-        if current is None:
+        row = user_rows.user(store, user.name)
+        if row is None:
             raise AccessDenied(f"user {user.name!r} no longer exists")
-        fresh, disabled = current
-        if disabled:
+        fresh = _user(row)
+        if row.disabled:
             raise AccessDenied(f"user {user.name!r} is disabled (ask an admin)")
         if fresh.cred_version != user.cred_version:
             raise AccessDenied(f"the password or role of {user.name!r} changed; log in again")
@@ -191,90 +192,46 @@ def add_user(store: Store, name: str, password: str, role: str = "reviewer", lan
     codes = _check_langs(langs)
     _check_password(password, name)
     pw_hash = _hash(password)
-
-    def write(tx):
-        version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [name])
-        if version is not None and not replace:
-            raise InputError(f"user {name!r} already exists", hint="pick another name or pass replace=True (--replace)")
-        if version is not None:
-            tx.execute("UPDATE users SET password_hash = ?, role = ?, langs = ?, cred_version = ? WHERE name = ?",
-                       [pw_hash, role, ",".join(codes), version + 1, name])
-            _end_sessions(tx, name)
-            return version + 1
-        tx.execute("INSERT INTO users (name, password_hash, role, langs, cred_version, disabled) "
-                   "VALUES (?, ?, ?, ?, 1, false)", [name, pw_hash, role, ",".join(codes)])
-        return 1
-
-    version = store.write(write)
+    version = user_rows.save_user(store, name, pw_hash, role, ",".join(codes), replace=replace, now=utcnow())
     log.info("user %s saved with role %s, languages %s", name, role, ",".join(codes) or "all")
     return User(name, role, codes, version)
 
 
 def set_disabled(store: Store, name: str, disabled: bool) -> User:
     """Disable (ending every session of the user at once) or enable a user. Decisions they made stay in the log."""
-    def write(tx):
-        row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1) FROM users WHERE name = ?", [name])
-        if row is None:
-            raise InputError(f"no user {name!r}", hint="see `xinstruct users list`")
-        version = row[3] + 1 if disabled else row[3]
-        tx.execute("UPDATE users SET disabled = ?, cred_version = ? WHERE name = ?", [disabled, version, name])
-        if disabled:
-            _end_sessions(tx, name)
-        return _user((*row[:3], version))
-
-    user = store.write(write)
+    user = _user(user_rows.set_disabled(store, name, disabled, now=utcnow()))
     log.info("user %s %s", name, "disabled" if disabled else "enabled")
     return user
 
 
 def delete_user(store: Store, name: str) -> None:
     """Delete a user and end their sessions. Their decisions stay in the (append-only) log under their name."""
-    def write(tx):
-        if tx.scalar("SELECT count(*) FROM users WHERE name = ?", [name]) == 0:
-            raise InputError(f"no user {name!r}", hint="see `xinstruct users list`")
-        _end_sessions(tx, name)
-        tx.execute("DELETE FROM users WHERE name = ?", [name])
-
-    store.write(write)
+    user_rows.delete_user(store, name, now=utcnow())
     log.info("user %s deleted", name)
 
 
 def get_user(store: Store, name: str) -> User | None:
     """The user as stored now, or None when there is no such user or the user is disabled."""
-    found = _read_user(store, name)
-    return None if found is None or found[1] else found[0]
-
-
-def _read_user(store: Store, name: str) -> tuple[User, bool] | None:
-    with store.session() as tx:
-        row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1), coalesce(disabled, false) FROM users "
-                     "WHERE name = ?", [name])
-    return (_user(row[:4]), bool(row[4])) if row else None
+    row = user_rows.user(store, name)
+    return None if row is None or row.disabled else _user(row)
 
 
 def list_users(store: Store) -> list[dict]:
-    with store.session() as tx:
-        rows = tx.dicts("SELECT u.name, u.role, u.langs, CASE WHEN coalesce(u.disabled, false) THEN 'disabled' "
-                        "ELSE 'active' END AS status, (SELECT count(*) FROM sessions s WHERE s.user_name = u.name "
-                        "AND s.revoked_at IS NULL AND s.expires_at > ?) AS sessions, u.created_at "
-                        "FROM users u ORDER BY u.name", [utcnow()])
+    rows = user_rows.list_users(store, now=utcnow())
     for r in rows:
         r["langs"] = r["langs"] or "all"
     return rows
 
 
-def _user(row) -> User:
-    name, role, langs, *version = row
-    return User(name, role, tuple(p for p in (langs or "").split(",") if p), version[0] if version else None)
+def _user(row: user_rows.UserRow) -> User:
+    return User(row.name, row.role, tuple(p for p in row.langs.split(",") if p), row.cred_version)
 
 
 # -- login -----------------------------------------------------------------------------------------------------------
 def locked_until(store: Store, name: str, *, now: datetime | None = None) -> datetime | None:
     """When the lock on `name` ends, or None when a login attempt for it would be checked now."""
     now = now or utcnow()
-    with store.session() as tx:
-        row = tx.one("SELECT window_start, failures, locked_until FROM login_guard WHERE name = ?", [name])
-    return _refusal(row, now)
+    return _refusal(user_rows.guard(store, name), now)
 
 
 def _refusal(row, now: datetime) -> datetime | None:
@@ -291,23 +248,8 @@ def _refusal(row, now: datetime) -> datetime | None:
 
 def _claim(store: Store, name: str, now: datetime) -> None:
     """Claim one of the name's attempt slots, atomically (one transaction); AccessDenied when none is left."""
-    def claim(tx):
-        row = tx.one("SELECT window_start, failures, locked_until FROM login_guard WHERE name = ?", [name])
-        refused = _refusal(row, now)
-        if refused is not None:
-            return refused
-        if row is None:
-            tx.execute("INSERT INTO login_guard VALUES (?, ?, 1, NULL)", [name, now])
-            return None
-        start, failures, until = row
-        if until is not None or start + FAILURE_WINDOW <= now:  # a lock has ended or the window has passed
-            start, failures = now, 0
-        tx.execute("UPDATE login_guard SET window_start = ?, failures = ?, locked_until = NULL WHERE name = ?",
-                   [start, failures + 1, name])
-        return None
-
     with _guard_lock:
-        refused = store.write(claim)
+        refused = user_rows.claim_attempt(store, name, now, window=FAILURE_WINDOW, refusal=_refusal)
     if refused is not None:
         minutes = max(1, round((refused - now).total_seconds() / 60))
         raise AccessDenied(f"too many failed logins for {name!r}; try again in about {minutes} minute(s)")
@@ -315,17 +257,8 @@ def _claim(store: Store, name: str, now: datetime) -> None:
 
 def _settle(store: Store, name: str, ok: bool, now: datetime) -> None:
     """Record a checked attempt: a success frees the name's slots, a failure that used the last slot locks the name."""
-    def write(tx):
-        tx.execute("INSERT INTO login_attempts (name, ok, attempted_at) VALUES (?, ?, ?)", [name, ok, now])
-        if ok:
-            tx.execute("UPDATE login_guard SET failures = 0, locked_until = NULL, window_start = ? WHERE name = ?",
-                       [now, name])
-        else:
-            tx.execute("UPDATE login_guard SET locked_until = ? WHERE name = ? AND failures >= ?",
-                       [now + LOCK_TIME, name, MAX_FAILURES])
-
     with _guard_lock:
-        store.write(write)
+        user_rows.settle_attempt(store, name, ok, now, lock_until=now + LOCK_TIME, max_failures=MAX_FAILURES)
 
 
 def authenticate(store: Store, name: str, password: str, *, now: datetime | None = None) -> User | None:
@@ -342,22 +275,18 @@ def authenticate(store: Store, name: str, password: str, *, now: datetime | None
     _claim(store, name, now)
     ok = False
     try:
-        with store.session() as tx:
-            row = tx.one("SELECT name, role, langs, coalesce(cred_version, 1), password_hash, "
-                         "coalesce(disabled, false) FROM users WHERE name = ?", [name])
-        ok = _verify(row[4] if row else _DUMMY_HASH, password) and row is not None
+        row = user_rows.user(store, name, with_hash=True)
+        ok = _verify(row.password_hash if row else _DUMMY_HASH, password) and row is not None
     finally:
         _settle(store, name, ok, now)  # a failure while checking keeps the slot: it counts as a wrong guess
     if not ok:
         log.info("failed login for %s", name)
         return None
-    if row[5]:
+    if row.disabled:
         raise AccessDenied(f"the account {name!r} is disabled; ask an admin")
-    if _hasher.check_needs_rehash(row[4]):
-        new_hash = _hash(password)
-        store.write(lambda tx: tx.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
-                                          [new_hash, name, row[4]]))
-    return _user(row[:4])
+    if _hasher.check_needs_rehash(row.password_hash):
+        user_rows.rehash_password(store, name, row.password_hash, _hash(password))
+    return _user(row)
 
 
 def change_password(store: Store, user: User, old: str, new: str) -> User:
@@ -365,15 +294,7 @@ def change_password(store: Store, user: User, old: str, new: str) -> User:
     if authenticate(store, user.name, old) is None:
         raise AccessDenied("the current password is wrong")
     _check_password(new, user.name)
-    new_hash = _hash(new)
-
-    def write(tx):
-        version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [user.name]) + 1
-        tx.execute("UPDATE users SET password_hash = ?, cred_version = ? WHERE name = ?", [new_hash, version, user.name])
-        _end_sessions(tx, user.name)
-        return version
-
-    version = store.write(write)
+    version = user_rows.set_password(store, user.name, _hash(new), now=utcnow())
     return User(user.name, user.role, user.langs, version)
 
 
@@ -421,21 +342,8 @@ def start_session(store: Store, user: User, *, now: datetime | None = None) -> s
     expires = now + SESSION_LIFETIME
     body = f"{sid}.{int(expires.replace(tzinfo=timezone.utc).timestamp())}"
     token = f"{body}.{_sign(store, body)}"
-
-    def write(tx):
-        version = user.cred_version
-        if version is None:
-            version = tx.scalar("SELECT coalesce(cred_version, 1) FROM users WHERE name = ?", [user.name])
-        if version is None:
-            raise AccessDenied(f"no user {user.name!r}")
-        tx.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                   [_sid_hash(sid), user.name, version, now, expires, now])
-        # housekeeping: sessions ended a day ago, name guards with nothing left to count
-        tx.execute("DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?", [now, now - timedelta(days=1)])
-        tx.execute("DELETE FROM login_guard WHERE window_start < ? AND (locked_until IS NULL OR locked_until < ?)",
-                   [now - timedelta(days=1), now])
-
-    store.write(write)
+    if not user_rows.add_session(store, _sid_hash(sid), user.name, user.cred_version, now, expires):
+        raise AccessDenied(f"no user {user.name!r}")
     return token
 
 
@@ -460,40 +368,31 @@ def resume_session(store: Store, token, *, now: datetime | None = None) -> tuple
     sid, expiry = parsed
     if expiry <= now:
         return None, "expired"
-    with store.session() as tx:
-        row = tx.one("SELECT s.cred_version, s.expires_at, s.last_seen, s.revoked_at, u.name, u.role, u.langs, "
-                     "coalesce(u.cred_version, 1), coalesce(u.disabled, false) "
-                     "FROM sessions s LEFT JOIN users u ON u.name = s.user_name WHERE s.id = ?", [_sid_hash(sid)])
+    row = user_rows.session(store, _sid_hash(sid))
     if row is None:
         return None, "invalid"
-    version, expires, seen, revoked, name, role, langs, current, disabled = row
-    if name is None:
+    if row.user is None:
         return None, "deleted"
-    if disabled:
+    if row.user.disabled:
         return None, "disabled"
-    if current != version:
+    if row.user.cred_version != row.cred_version:
         return None, "changed"
-    if revoked is not None:
+    if row.revoked_at is not None:
         return None, "logged out"
-    if expires <= now:
+    if row.expires_at <= now:
         return None, "expired"
-    if seen + SESSION_IDLE <= now:
+    if row.last_seen + SESSION_IDLE <= now:
         return None, "idle"
-    if seen + SEEN_EVERY <= now:
-        store.write(lambda tx: tx.execute("UPDATE sessions SET last_seen = ? WHERE id = ?", [now, _sid_hash(sid)]))
-    return _user((name, role, langs, current)), None
+    if row.last_seen + SEEN_EVERY <= now:
+        user_rows.touch_session(store, _sid_hash(sid), now)
+    return _user(row.user), None
 
 
 def end_session(store: Store, token) -> None:
     """Log out: the token is refused from now on, wherever it was copied to."""
     parsed = _parse_token(store, token)
     if parsed is not None:
-        store.write(lambda tx: tx.execute("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                                          [utcnow(), _sid_hash(parsed[0])]))
-
-
-def _end_sessions(tx, name: str) -> None:
-    tx.execute("UPDATE sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL", [utcnow(), name])
+        user_rows.end_session(store, _sid_hash(parsed[0]), utcnow())
 
 
 # -- Streamlit side (imported lazily so service code and the CLI never need a running app) -----------------------------
