@@ -84,6 +84,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1, help="drafts per paragraph, best kept by the trained evaluator")
     ap.add_argument("--langs", default=",".join(LANGS))
     ap.add_argument("--max-per-lang", type=int, default=None, help="at most this many paragraphs per language (after --split)")
+    ap.add_argument("--model", default=None, help="generator: a model folder or version name (default: the embedded "
+                    "default with its shipped adapter)")
     ap.add_argument("--part", default="", help="suffix of the output file (parallel runs over different languages)")
     args = ap.parse_args()
 
@@ -108,10 +110,10 @@ def main() -> None:
     store = Store(args.db or tmp / "quality.duckdb")
     stats = ingest.ingest(store, [corpus], ingest.IngestConfig(progress=False))
     print("ingest:", stats.as_dict(), flush=True)
-    model = generate.load_generator(generate.GenerateConfig())
+    model = generate.load_generator(generate.GenerateConfig(model=args.model))
     for lang in langs:
         s = generate.run(store, generate.GenerateConfig(lang=lang, batch_size=args.batch_size, samples=args.samples,
-                                                        progress=False), model=model)
+                                                        model=args.model, progress=False), model=model)
         print(lang, {k: s[k] for k in ("generated", "ok", "rejected", "reasons", "docs_per_min")}, flush=True)
     dump(store, picked, args.tag, args.part)
 
