@@ -80,9 +80,15 @@ else:
               for c in stored]
     pick = st.selectbox("Comparison", range(len(stored)), format_func=lambda i: labels[i], key="xi_rounds_comparison")
     chosen = stored[pick]
+
+    @st.cache_data(ttl=600, show_spinner="Measuring the answers...")
+    def comparison_report(_store, path: str, a: str, b: str, judge: str, question_set: str, last) -> dict:
+        """Cached per comparison and its last judgement (language ID over every answer takes seconds)."""
+        return comparison.report(_store, a, b, judge=judge, question_set=question_set)
+
     try:
-        rep = comparison.report(store, chosen["model_a"], chosen["model_b"], judge=chosen["judge"],
-                                question_set=chosen["question_set"])
+        rep = comparison_report(store, str(store.path), chosen["model_a"], chosen["model_b"], chosen["judge"],
+                                chosen["question_set"], str(chosen["last"]))
     except XInstructError as exc:
         st.error(f"The comparison cannot be shown: {render.md_escape(exc)}")
     else:
