@@ -321,3 +321,21 @@ def test_cli_refuses_an_unknown_backend_and_a_missing_set(tmp_path):
     none = runner.invoke(app, ["eval", "judge", "--a", "A", "--b", "B", "--judge", "j", "--backend", "openai", "--db",
                                str(db)])
     assert none.exit_code != 0 and "no answered question set in common" in str(none.exception or none.output)
+
+
+def test_local_judges_get_their_chat_template(two_models):
+    class Tok:
+        chat_template = "{{ messages }}"
+
+        def apply_chat_template(self, msgs, tokenize, add_generation_prompt):
+            assert not tokenize and add_generation_prompt
+            return "<chat>" + "|".join(f"{m['role']}:{m['content']}" for m in msgs) + "<assistant>"
+
+    model = FakeModel("judge-local", generate_fn=lambda p: "Scores: 6 6")
+    model.tokenizer = Tok()
+    judge.run(two_models, model, "A", "B", QSET, limit=1)
+    prompts = model.calls[0][1]
+    assert all(p.startswith("<chat>system:") and p.endswith("<assistant>") for p in prompts)
+    assert judgements(two_models, "A", "B")[0].prompt == prompts[0]  # stored as given
+    plain = judge.render_prompt(FakeModel(), judge.messages("Q?", "one", "two", "fi"))
+    assert "Finnish" in plain and plain.index("[Answer 1]\none") < plain.index("[Answer 2]\ntwo")
