@@ -95,12 +95,14 @@ else:
         st.dataframe(pd.DataFrame(comparison.table(rep)), hide_index=True, use_container_width=True,
                      column_config={c: st.column_config.NumberColumn(c, format="percent")
                                     for c in ("win_rate", "loss_rate", "in_lang_a", "in_lang_b", "empty_a", "empty_b",
-                                              "trunc_a", "trunc_b", "rep_a", "rep_b")})
+                                              "trunc_a", "trunc_b", "rep_a", "rep_b", "accept_a",
+                                              "accept_b")})
         st.caption(render.md_escape(
             f"A = {rep['model_a']}, B = {rep['model_b']}. Intervals: {rep['interval']}. unparseable: pairs with an "
             "order whose judge output could not be read (bad_outputs counts the outputs); pending: an order not judged "
             "yet. Measures per model: in_lang (answers in the asked language, by language ID), empty, trunc (stopped "
-            "at the token limit), rep (repeated word trigrams), chars (mean length)."))
+            "at the token limit), rep (repeated word trigrams), chars (mean length); accept: the store's review "
+            "acceptance rate in the language, shown when the model's data is an export of this store."))
         st.dataframe(pd.DataFrame(comparison.model_rows(rep)), hide_index=True, use_container_width=True)
         if rep["unparseable_total"]:
             with st.expander(f"{rep['unparseable_total']} unparseable judge outputs"):

@@ -8,6 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from conftest import add_candidates
 from fake_openai import FakeEndpoint
 from xinstruct import comparison, judge
 from xinstruct.cli import app
@@ -233,6 +234,11 @@ def constructed(store: Store) -> None:
     store.write(lambda tx: tx.execute(
         "INSERT INTO exports (id, rows, content_hash, filter, template) VALUES ('e1', 321, 'hash-reviewed', ?, "
         "'alpaca')", [json.dumps({"status": ["accepted", "edited"]})]))
+    ids = add_candidates(store, [{"lang": "sw", "text": f"Maandishi {i}", "instruction": f"Explain {i}"}
+                                 for i in range(4)])
+    store.write(lambda tx: tx.executemany("UPDATE candidates SET review_status = ? WHERE id = ?",
+                                          [["accepted", ids[0]], ["edited", ids[1]], ["accepted", ids[2]],
+                                           ["rejected", ids[3]]]))
 
 
 def test_report_numbers_on_a_constructed_case(store):
@@ -258,6 +264,7 @@ def test_report_numbers_on_a_constructed_case(store):
     assert flat["sw"]["win_ci"] == "0.35-0.88" and flat["all"]["pairs"] == 12
     rows = comparison.model_rows(rep)
     assert rows[0]["export_status"] == "accepted,edited" and rows[0]["export_rows"] == 321
+    assert flat["sw"]["accept_a"] == 0.75 and flat["sw"]["accept_b"] is None  # B's data is not from this store
 
 
 def test_report_names_what_is_missing_or_ambiguous(store):

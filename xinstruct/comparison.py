@@ -110,6 +110,7 @@ def table(rep: dict) -> list[dict]:
             row[f"trunc_{side}"] = m.get("truncated")
             row[f"rep_{side}"] = m.get("repetition")
             row[f"chars_{side}"] = round(m["mean_chars"]) if m.get("mean_chars") is not None else None
+            row[f"accept_{side}"] = m.get("acceptance_rate")
         out.append(row)
     return out
 
