@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, curate, feedback, render
+from xinstruct import auth, comparison, curate, feedback, render
+from xinstruct.store import judging as judging_store
 from xinstruct.errors import XInstructError
 
 user = auth.require("admin")
@@ -66,3 +67,43 @@ if st.button("Start next round", key="xi_rounds_new"):
     info = feedback.new_round(store)
     st.success(render.md_escape(f"Round {info['round']} started: generator {info['generator'] or 'embedded default'}, "
                                 f"evaluator {info['evaluator'] or 'uncalibrated'}."))
+
+st.subheader("Model comparisons")
+st.write("Does the reviewed data make a better model? Models tuned on two exports answer the same questions; a judge "
+         "scores both answers in both orders (`xinstruct eval answer`, `xinstruct eval judge`). A pair is a win for A "
+         "only if A wins in both orders, a loss only if it loses in both, a tie otherwise.")
+stored = judging_store.comparisons(store)
+if not stored:
+    st.info("No comparisons yet: run `xinstruct eval judge --a A --b B --judge MODEL` from the command line.")
+else:
+    labels = [f"{c['model_a']} vs {c['model_b']} · judge {c['judge']} · {c['question_set']} · {c['prompt_version']}"
+              for c in stored]
+    pick = st.selectbox("Comparison", range(len(stored)), format_func=lambda i: labels[i], key="xi_rounds_comparison")
+    chosen = stored[pick]
+
+    @st.cache_data(ttl=600, show_spinner="Measuring the answers...")
+    def comparison_report(_store, path: str, a: str, b: str, judge: str, question_set: str, last) -> dict:
+        """Cached per comparison and its last judgement (language ID over every answer takes seconds)."""
+        return comparison.report(_store, a, b, judge=judge, question_set=question_set)
+
+    try:
+        rep = comparison_report(store, str(store.path), chosen["model_a"], chosen["model_b"], chosen["judge"],
+                                chosen["question_set"], str(chosen["last"]))
+    except XInstructError as exc:
+        st.error(f"The comparison cannot be shown: {render.md_escape(exc)}")
+    else:
+        st.dataframe(pd.DataFrame(comparison.table(rep)), hide_index=True, use_container_width=True,
+                     column_config={c: st.column_config.NumberColumn(c, format="percent")
+                                    for c in ("win_rate", "loss_rate", "in_lang_a", "in_lang_b", "empty_a", "empty_b",
+                                              "trunc_a", "trunc_b", "rep_a", "rep_b", "accept_a",
+                                              "accept_b")})
+        st.caption(render.md_escape(
+            f"A = {rep['model_a']}, B = {rep['model_b']}. Intervals: {rep['interval']}. unparseable: pairs with an "
+            "order whose judge output could not be read (bad_outputs counts the outputs); pending: an order not judged "
+            "yet. Measures per model: in_lang (answers in the asked language, by language ID), empty, trunc (stopped "
+            "at the token limit), rep (repeated word trigrams), chars (mean length); accept: the store's review "
+            "acceptance rate in the language, shown when the model's data is an export of this store."))
+        st.dataframe(pd.DataFrame(comparison.model_rows(rep)), hide_index=True, use_container_width=True)
+        if rep["unparseable_total"]:
+            with st.expander(f"{rep['unparseable_total']} unparseable judge outputs"):
+                st.dataframe(pd.DataFrame(rep["unparseable"]), hide_index=True, use_container_width=True)

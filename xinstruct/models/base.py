@@ -1,7 +1,7 @@
 """One model interface for every stage: generate text, give label-word probabilities, give log-likelihoods.
 
 Backends: `embedded` (Gemma 3 270M from a PyPI package, via transformers), `transformers` (any local folder),
-`vllm` (GPU, optional extra, imported lazily), `fake` (scripted, for tests). `load_model` picks one.
+`vllm` (GPU, optional extra, imported lazily), `openai` (an OpenAI-compatible chat endpoint over HTTP), `fake` (scripted, for tests). `load_model` picks one.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Model(Protocol):
 def load_model(spec: str | None = None, backend: str | None = None, **kwargs) -> Model:
     """Load a model by version name (store/models/NAME), local path, or the embedded default.
 
-    backend: embedded | transformers | vllm | llamacpp | fake; None picks embedded for no spec, else transformers.
+    backend: embedded | transformers | vllm | llamacpp | openai (an OpenAI-compatible HTTP endpoint) | fake; None picks embedded for no spec, else transformers.
     """
     backend = backend or ("embedded" if spec in (None, "", "embedded", "default") else "transformers")
     if backend == "fake":
@@ -75,6 +75,10 @@ def load_model(spec: str | None = None, backend: str | None = None, **kwargs) ->
         from .llamacpp import LlamaCppModel
 
         return LlamaCppModel.load(spec, **kwargs)
+    if backend == "openai":
+        from .openai_http import OpenAIChatModel
+
+        return OpenAIChatModel.load(spec, **kwargs)
     from ..errors import ConfigError
 
-    raise ConfigError(f"unknown backend {backend!r}; use embedded, transformers, vllm, llamacpp or fake")
+    raise ConfigError(f"unknown backend {backend!r}; use embedded, transformers, vllm, llamacpp, openai or fake")
