@@ -116,3 +116,23 @@ def test_generate_keeps_the_draft_the_evaluator_prefers(store, monkeypatch, tmp_
         instruction, sampling = tx.one("SELECT instruction, sampling FROM candidates")
     assert instruction == "Describe the port city of Dar es Salaam in Tanzania."
     assert '"samples": 3' in sampling
+
+
+def test_the_shipped_evaluator_scores_with_the_adapter_it_was_trained_on():
+    """The shipped generator adapter may be newer than the evaluator: the evaluator's features must still come from
+    the exact model it was trained on (its own copy of that adapter), and a missing one is refused, not substituted."""
+    from dataclasses import replace
+
+    from xinstruct.errors import ConfigError
+    from xinstruct.models.embedded import shipped_adapter
+    from xinstruct.models.hf import read_metadata
+
+    ev = evaluator.load_default()
+    folder = evaluator.feature_adapter(ev)
+    assert f"gemma3-270m+{read_metadata(folder)['name']}" == ev.feature_model
+    generator = read_metadata(shipped_adapter())["name"]
+    if f"gemma3-270m+{generator}" != ev.feature_model:
+        assert folder != shipped_adapter()  # the evaluator's own copy, not the newer generator
+    assert evaluator.feature_adapter(replace(ev, feature_model="gemma3-270m")) is None  # the bare base
+    with pytest.raises(ConfigError, match="lacks"):
+        evaluator.feature_adapter(replace(ev, feature_model="gemma3-270m+xi-backward-v0"))

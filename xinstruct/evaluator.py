@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
 from .models.base import Model
 from .prompts import build_generation_prompt
 
@@ -284,14 +285,32 @@ def current(store=None) -> TrainedEvaluator | None:
     return load_default()
 
 
-def load_feature_model(ev: TrainedEvaluator, device: str | None = None) -> Model:
-    """The model whose signals `ev` was trained on (the embedded generator, with or without its shipped adapter)."""
-    from .models.embedded import EMBEDDED_NAME, load_embedded
+def feature_adapter(ev: TrainedEvaluator) -> Path | None:
+    """The adapter folder of the embedded model whose signals `ev` was trained on (None: the bare base).
+
+    The evaluator's features are one model's likelihood signals, so that exact model must score: when the shipped
+    generator adapter is a newer one than the evaluator was trained on, the evaluator's own copy
+    (xinstruct/assets/evaluator/feature_model/) is used. Raises ConfigError when neither matches."""
+    from .models.embedded import EMBEDDED_NAME, shipped_adapter
+    from .models.hf import read_metadata
 
     if ev.feature_model == EMBEDDED_NAME:
-        return load_embedded(adapter=None, device=device)
-    if ev.feature_model.startswith(EMBEDDED_NAME + "+"):
-        return load_embedded(device=device)
+        return None
+    wanted = ev.feature_model.removeprefix(EMBEDDED_NAME + "+")
+    for folder in (shipped_adapter(), SHIPPED / "feature_model"):
+        if folder is not None and (folder / "adapter_config.json").exists() \
+                and (read_metadata(folder).get("name") or folder.name) == wanted:
+            return folder
+    raise ConfigError(f"the evaluator {ev.name!r} was trained on the signals of {ev.feature_model}, whose adapter "
+                      "this installation lacks; reinstall xinstruct, or retrain the evaluator (xinstruct feedback)")
+
+
+def load_feature_model(ev: TrainedEvaluator, device: str | None = None) -> Model:
+    """The model whose signals `ev` was trained on (the embedded generator with the adapter it was trained with)."""
+    from .models.embedded import EMBEDDED_NAME, load_embedded
+
+    if ev.feature_model == EMBEDDED_NAME or ev.feature_model.startswith(EMBEDDED_NAME + "+"):
+        return load_embedded(adapter=feature_adapter(ev) or "none", device=device)
     from .models.base import load_model
 
     return load_model(ev.feature_model, device=device)
