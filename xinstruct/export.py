@@ -1,8 +1,7 @@
 """Export approved pairs as training data: JSON Lines, Parquet or a Hugging Face dataset folder.
 
 One SQL query (`store.exports.export_query`) selects the rows (final instruction and response, metadata, the decision
-log of each pair) and DuckDB
-writes it straight to the file with `COPY ... TO`; pandas is never involved. Memory stays bounded: the long texts are
+log of each pair) and DuckDB writes it straight to the file with `COPY ... TO`; pandas is never involved. Memory stays bounded: the long texts are
 sorted without entering any hash join (see `export_query`) and DuckDB runs the export under `memory_limit`, spilling
 its sort to disk beyond it.
 
