@@ -143,7 +143,7 @@ class ExportResult:
 
 
 def export_query(cfg: ExportConfig, start: str | None = None, stop: str | None = None) -> tuple[str, list]:
-    """The SELECT that yields the export rows of `cfg` in their final column order, and its parameters (see
+    """The query that yields the export rows of `cfg` in their final column order, and its parameters (see
     `store.exports.export_query`; `start` / `stop` narrow it to candidate ids in [start, stop))."""
     return q.export_query(cfg.filters(), cfg.template, answer_hint=cfg.answer_hint, start=start, stop=stop)
 
