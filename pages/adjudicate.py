@@ -5,7 +5,7 @@ import uuid
 
 import streamlit as st
 
-from xinstruct import auth, curate, render, review
+from xinstruct import auth, curate, render, review, vocab
 from xinstruct.errors import XInstructError
 
 user = auth.require("curator")
@@ -41,14 +41,14 @@ edits = []
 for d in item["decisions"]:
     with st.container(border=True):
         st.html(render.caption_html(("b", d["reviewer"]), f" · {d['action']} · {d['at']:%Y-%m-%d %H:%M}"))
-        if d["action"] == "edit":
+        if d["action"] == vocab.EDIT:
             edits.append(d)
             if d["instruction"] != item["instruction"]:
                 st.html(render.diff_html(review.word_diff(item["instruction"], d["instruction"]), "en"))
             if d["response"] != item["response"]:
                 st.html(render.diff_html(review.word_diff(item["response"], d["response"]), item["lang"]))
         if d["reason"]:
-            render.caption("reason: ", review.REJECT_REASONS.get(d["reason"], d["reason"]))
+            render.caption("reason: ", vocab.REJECT_REASONS.get(d["reason"], d["reason"]))
         if d["note"]:
             render.caption("note: ", d["note"])
 
@@ -65,12 +65,12 @@ elif choice.startswith("take the edit by"):
     chosen = edits[options.index(choice) - 1]
     instruction, response = chosen["instruction"], chosen["response"]
 elif choice == "reject":
-    reason = st.selectbox("Reason", list(review.REJECT_REASONS), format_func=review.REJECT_REASONS.get,
+    reason = st.selectbox("Reason", list(vocab.REJECT_REASONS), format_func=vocab.REJECT_REASONS.get,
                           key=f"xi_adj_reason_{cid}")
     note = st.text_input("Note", key=f"xi_adj_note_{cid}")
 
 if st.button("Record the final decision", type="primary", key=f"xi_adj_save_{cid}"):
-    action = "accept" if choice == "accept as generated" else "reject" if choice == "reject" else "edit"
+    action = vocab.ACCEPT if choice == "accept as generated" else vocab.REJECT if choice == "reject" else vocab.EDIT
     try:
         curate.adjudicate(store, cid, user, action, instruction=instruction, response=response, reason=reason,
                           note=note, request_id=f"adjudicate:{user.name}:{cid}:{ss.xi_adj_nonce}")

@@ -4,7 +4,8 @@ candidate under the curator's name, after a confirmation). Thin page: data and a
 import streamlit as st
 
 from xinstruct import auth, curate, render
-from xinstruct.curate import LABELS, STATUSES, UNLABELED, CandidateFilter
+from xinstruct.curate import CandidateFilter
+from xinstruct.vocab import BULK_ACCEPT, LABELS, SEND_TO_REVIEW, STATUSES, UNLABELED
 from xinstruct.errors import XInstructError
 from xinstruct.langs import LANGS
 
@@ -62,15 +63,15 @@ b1, b2 = st.columns(2)
 min_score = b1.number_input("Accept pending candidates with a score of at least", 0.0, 1.0, 0.9, 0.01,
                             key="xi_ex_bulk_min")
 if b1.button("Accept above score…", key="xi_ex_bulk_accept"):
-    ss.xi_bulk = ("bulk_accept", float(min_score), filt)
+    ss.xi_bulk = (BULK_ACCEPT, float(min_score), filt)
 if b2.button("Send decided candidates back to review…", key="xi_ex_bulk_review"):
-    ss.xi_bulk = ("send_to_review", None, filt)
+    ss.xi_bulk = (SEND_TO_REVIEW, None, filt)
 
 pending = ss.get("xi_bulk")
 if pending:
     action, score, bulk_filter = pending
     n = curate.bulk_preview(store, bulk_filter, action, score)
-    what = (f"accept {n} pending candidates with score ≥ {score:.2f}" if action == "bulk_accept"
+    what = (f"accept {n} pending candidates with score ≥ {score:.2f}" if action == BULK_ACCEPT
             else f"send {n} decided candidates back to review")
     st.warning(f"Confirm: {what} (filter as shown above when you clicked).")
     yes, no = st.columns(2)
@@ -81,7 +82,7 @@ if pending:
             bar.progress(min(1.0, done / max(matched, 1)), text=f"{done} of {matched}")
 
         try:
-            if action == "bulk_accept":
+            if action == BULK_ACCEPT:
                 result = curate.bulk_accept_above(store, bulk_filter, score, user, progress=advance)
             else:
                 result = curate.bulk_send_to_review(store, bulk_filter, user, progress=advance)

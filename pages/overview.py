@@ -4,7 +4,7 @@ the instruction map and the most common instruction topics. Thin page: data from
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, curate, palette, render
+from xinstruct import auth, curate, palette, render, vocab
 from xinstruct.curate import CandidateFilter
 
 user = auth.require("curator")
@@ -27,14 +27,14 @@ table = pd.DataFrame([{
     "docs kept": r["docs_kept"],
     "docs dropped": r["docs_dropped"],
     "candidates": r["candidates"],
-    **{label: r["labels"][label] for label in (*curate.LABELS, curate.UNLABELED)},
-    **{status.replace("_", " "): r["status"][status] for status in curate.STATUSES},
+    **{label: r["labels"][label] for label in (*vocab.LABELS, vocab.UNLABELED)},
+    **{status.replace("_", " "): r["status"][status] for status in vocab.STATUSES},
     "acceptance %": pct(r["acceptance_rate"]),
     "edit %": pct(r["edit_rate"]),
     "mean edit distance": None if r["mean_edit_distance"] is None else round(r["mean_edit_distance"], 1),
 } for r in rows])
 st.dataframe(table, hide_index=True)
-st.caption(curate.RATES_CAPTION)
+st.caption(vocab.RATES_CAPTION)
 
 dropped = pd.DataFrame([{"language": render.lang_name(r["lang"]), "reason": reason, "documents": n}
                         for r in rows for reason, n in r["dropped"].items()])

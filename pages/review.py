@@ -13,6 +13,7 @@ import uuid
 import streamlit as st
 
 from xinstruct import auth, keyboard, render, review
+from xinstruct import vocab as V
 from xinstruct.errors import AccessDenied, InputError, XInstructError
 from xinstruct.langs import LANGS
 
@@ -66,7 +67,7 @@ def current_mode() -> str:
 def attempt(job):
     """Run one write; on a store failure keep the job for Retry (same request id), never drop it silently."""
     try:
-        if job["action"] == "undo":
+        if job["action"] == V.UNDO:
             undone = review.undo_last(store, user, request_id=job["rid"])
         else:
             review.record_decision(store, job["cid"], user, job["action"], request_id=job["rid"], **job["kw"])
@@ -83,19 +84,19 @@ def attempt(job):
         ss.xi_failed = {**job, "error": str(exc)}
         return
     ss.xi_failed = None
-    if job["action"] == "edit":
+    if job["action"] == V.EDIT:
         try:
             review.clear_draft(store, user, job["cid"])
         except XInstructError:
             pass
-    if job["action"] == "undo":
+    if job["action"] == V.UNDO:
         if undone is None:
             flash("info", "Nothing to undo.")
         else:
             flash("success", f"Undid your {undone['action']}; the item is back.")
             forget_item()
     else:
-        done = {"accept": "Accepted", "edit": "Saved your edit", "reject": "Rejected", "skip": "Skipped"}
+        done = {V.ACCEPT: "Accepted", V.EDIT: "Saved your edit", V.REJECT: "Rejected", V.SKIP: "Skipped"}
         flash("success", f"{done.get(job['action'], job['action'])}.")
         forget_item()
 
@@ -112,13 +113,13 @@ def set_mode(mode):
 
 def reject_with(code):
     cid = (ss.get("xi_item") or {}).get("id", "-")
-    act("reject", reason=code, note=ss.get(f"xi_note_{cid}", ""))
+    act(V.REJECT, reason=code, note=ss.get(f"xi_note_{cid}", ""))
 
 
 def save_edit():
     item = ss.get("xi_item") or {}
     cid = item.get("id", "-")
-    act("edit", instruction=ss.get(f"xi_ed_i_{cid}", item.get("instruction") or ""),
+    act(V.EDIT, instruction=ss.get(f"xi_ed_i_{cid}", item.get("instruction") or ""),
         response=ss.get(f"xi_ed_r_{cid}", item.get("response") or ""))
 
 
@@ -141,8 +142,8 @@ def discard_failed():
     ss.xi_failed = None
 
 
-ACTIONS = {"accept": lambda: act("accept"), "edit": lambda: set_mode("edit"), "reject": lambda: set_mode("reject"),
-           "skip": lambda: act("skip"), "undo": lambda: act("undo"), "cancel": lambda: set_mode("view"),
+ACTIONS = {"accept": lambda: act(V.ACCEPT), "edit": lambda: set_mode("edit"), "reject": lambda: set_mode("reject"),
+           "skip": lambda: act(V.SKIP), "undo": lambda: act(V.UNDO), "cancel": lambda: set_mode("view"),
            "cancel_edit": cancel_edit}
 
 
@@ -226,7 +227,7 @@ if not item:
     st.success("Your queue is empty. Thank you!")
     c1, c2 = st.columns(2)
     c1.button("Check again", key="xi_check", type="primary", on_click=check_again)
-    c2.button("Undo my last decision", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
+    c2.button("Undo my last decision", key="xi_undo", shortcut="U", on_click=act, args=(V.UNDO,))
     guidelines()
     show_progress()
     st.stop()
@@ -273,11 +274,11 @@ with pair:
             st.text_input("Details (required for Other)", key=f"xi_note_{cid}")
         else:
             bar = st.container(horizontal=True)
-            bar.button("Accept", key="xi_accept", type="primary", shortcut="A", on_click=act, args=("accept",))
+            bar.button("Accept", key="xi_accept", type="primary", shortcut="A", on_click=act, args=(V.ACCEPT,))
             bar.button("Edit", key="xi_edit", shortcut="E", on_click=set_mode, args=("edit",))
             bar.button("Reject", key="xi_reject", shortcut="X", on_click=set_mode, args=("reject",))
-            bar.button("Skip", key="xi_skip", shortcut="S", on_click=act, args=("skip",))
-            bar.button("Undo last", key="xi_undo", shortcut="U", on_click=act, args=("undo",))
+            bar.button("Skip", key="xi_skip", shortcut="S", on_click=act, args=(V.SKIP,))
+            bar.button("Undo last", key="xi_undo", shortcut="U", on_click=act, args=(V.UNDO,))
         agreement = _agreement_text(str(store.path), item["lang"])  # how far this evaluator has agreed with reviewers
         st.html(render.suggestion_html(item["label"], item["score"], agreement, reason=item["label_reason"]))
 

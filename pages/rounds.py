@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, comparison, curate, feedback, render
+from xinstruct import auth, comparison, feedback, render, vocab
 from xinstruct.store import judging as judging_store
 from xinstruct.errors import XInstructError
 
@@ -15,7 +15,7 @@ st.caption("Each round of review should need fewer corrections: acceptance up, e
            "evaluator-human AUC up.")
 
 report = pd.DataFrame(feedback.round_report(store))
-RATE_FORMATS = {"acceptance_rate": "percent", "edit_rate": "percent", "mean_edit_distance": "%.1f"}  # curate.review_rates'
+RATE_FORMATS = dict(zip(vocab.RATE_COLUMNS, ("percent", "percent", "%.1f")))  # vocab.rates and the edit distance
 
 
 def rate_columns(columns) -> dict:
@@ -30,11 +30,11 @@ if report.empty:
 else:
     st.subheader("Round report")
     st.dataframe(report, hide_index=True, use_container_width=True, column_config=rate_columns(report.columns))
-    st.caption(curate.RATES_CAPTION)
+    st.caption(vocab.RATES_CAPTION)
     rounds = sorted(report["round"].unique())
     if len(rounds) >= 2:
         last, prev = rounds[-1], rounds[-2]
-        cols = ["lang", "acceptance_rate", "edit_rate", "mean_edit_distance", "evaluator_auc"]
+        cols = ["lang", *vocab.RATE_COLUMNS, "evaluator_auc"]
         both = report[report["round"] == last][cols].merge(
             report[report["round"] == prev][cols], on="lang", suffixes=(f" r{last}", f" r{prev}"))
         st.subheader(f"Round {last} against round {prev}")

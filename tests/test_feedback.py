@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,10 @@ from xinstruct.feedback import fit_calibration, in_test_half, round_report
 from xinstruct.ingest import IngestConfig, ingest
 from xinstruct.models.fake import FakeModel
 from xinstruct.review import record_decision
+from xinstruct.seed import read_seed_file
+from xinstruct.store import Store, registry
+from xinstruct.store.curation import reviewed_candidates
+from xinstruct.store.registry import Calibration
 
 LANGS = ["sw", "fi", "ur"]
 ADMIN = User("ada", "admin")
@@ -120,3 +126,113 @@ def test_split_by_candidate_is_stable_and_balanced():
     ids = [f"c{i}" for i in range(1000)]
     assert [in_test_half(i) for i in ids] == [in_test_half(i) for i in ids]
     assert 420 < sum(in_test_half(i) for i in ids) < 580
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Feedback artefacts are rows in the store
+# ---------------------------------------------------------------------------------------------------------------------
+def _reviewed_store(store):
+    """Three Swahili candidates: one accepted, one edited, one rejected (by a reviewer, through the decision log)."""
+    from conftest import add_candidates
+
+    ids = add_candidates(store, [
+        {"lang": "sw", "text": "Arusha ni mji ulioko kaskazini mwa Tanzania.", "instruction": "Describe Arusha."},
+        {"lang": "sw", "text": "Mlima Kilimanjaro ni mrefu.", "instruction": "Write it."},
+        {"lang": "sw", "text": "Bofya hapa kusoma zaidi.", "instruction": "Read more."},
+    ])
+    record_decision(store, ids[0], REVIEWER, "accept")
+    record_decision(store, ids[1], REVIEWER, "edit", instruction="Describe Mount Kilimanjaro.")
+    record_decision(store, ids[2], REVIEWER, "reject", reason="poor_quality")
+    return ids
+
+
+def test_a_feedback_round_then_training_finds_its_pairs_in_the_store_without_any_file(
+        file_store, tiny_lm, seed_file, tmp_path, monkeypatch):  # noqa: F811
+    from xinstruct.train import train_generator, training_pairs
+
+    # weights go beside the --db given (file_store), not beside $XINSTRUCT_DB nor the working folder
+    monkeypatch.delenv("XINSTRUCT_MODELS", raising=False)
+    monkeypatch.setenv("XINSTRUCT_DB", str(tmp_path / "elsewhere" / "other.duckdb"))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    ids = _reviewed_store(file_store)
+    before = sorted(p.name for p in file_store.path.parent.iterdir())
+
+    result = feedback.feedback(file_store)
+    assert (result["generator_pairs"], result["refine_examples"], result["files"]) == (2, 1, [])
+    assert sorted(p.name for p in file_store.path.parent.iterdir()) == before  # no feedback/ folder, no JSONL
+    assert not any(work.iterdir())
+    pairs = registry.generator_pairs(file_store)
+    assert [(p.candidate_id, p.instruction) for p in pairs] == sorted(
+        [(ids[0], "Describe Arusha."), (ids[1], "Describe Mount Kilimanjaro.")])
+    (example,) = registry.refinement_examples(file_store, "sw")
+    assert (example.instruction_before, example.instruction_after) == ("Write it.", "Describe Mount Kilimanjaro.")
+
+    # a second run reads only the new decisions: nothing new, nothing stored twice
+    assert feedback.feedback(file_store)["generator_pairs"] == 0
+    assert len(registry.generator_pairs(file_store)) == 2
+
+    cfg = tiny_config(tiny_lm, seed_file, human_pairs=True, name="with-human-pairs")
+    train, _ = training_pairs(cfg, file_store)
+    assert {p.instruction for p in train} >= {"Describe Arusha.", "Describe Mount Kilimanjaro."}
+    name = train_generator(file_store, cfg)
+    assert not (tmp_path / "elsewhere").exists()
+    meta = json.loads((file_store.path.parent / "models" / name / "metadata.json").read_text())
+    assert meta["pairs"] == 4 + 2  # the seed file's four and the two human pairs, read from the store
+
+
+def test_feedback_files_are_written_only_on_request(store, tmp_path):
+    _reviewed_store(store)
+    result = feedback.feedback(store, out_dir=tmp_path / "out")
+    files = [Path(p) for p in result["files"]]
+    assert len(files) == 2 and all(p.parent == tmp_path / "out" for p in files)
+    (seed,) = [p for p in files if p.name.startswith("seed-")]
+    assert sorted(p.instruction for p in read_seed_file(seed)) == ["Describe Arusha.", "Describe Mount Kilimanjaro."]
+
+
+def test_calibrations_are_rows_and_the_latest_is_read_back(store):
+    fits = {"sw": Calibration("sw", (0.5, -1.0, 0.1, 0.0), 0.25, 0.8, 0.7, 0.4, 10, 9),
+            "fi": Calibration("fi", None, None, note="too few")}
+    registry.record_feedback(store, round_id=1, last_decision=0, reviewed=19, calibration=("cal-1", {"round": 1}, fits),
+                             pairs=[], examples=[])
+    assert registry.calibrations(store, "cal-1")["fi"].fitted is None
+    assert registry.latest_calibrations(store) == ({"sw": {"coef": [0.5, -1.0, 0.1, 0.0], "intercept": 0.25}}, "cal-1")
+    assert feedback.latest_version(store, "calibration") == "cal-1"
+
+
+def test_migration_0007_carries_the_watermark_calibrations_pairs_and_examples_over():
+    old = Store(":memory:", migrate=False)
+    old.migrate(upto="0005_trained_evaluator_features")
+
+    def legacy(tx):
+        tx.execute("INSERT INTO documents (id, content_hash, text, lang, status) VALUES "
+                   "('d1', 'd1', 'maandishi', 'sw', 'kept'), ('d2', 'd2', 'teksti', 'fi', 'kept'), "
+                   "('d3', 'd3', 'uusi', 'fi', 'kept')")
+        tx.execute("INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, review_status, "
+                   "final_instruction, final_response) VALUES "
+                   "('c1', 'd1', 'sw', 'Write.', 'maandishi', 'ok', 'edited', 'Describe.', 'maandishi'), "
+                   "('c2', 'd2', 'fi', 'List.', 'teksti', 'ok', 'accepted', 'List.', 'teksti'), "
+                   "('c3', 'd3', 'fi', 'Say.', 'uusi', 'ok', 'accepted', 'Say.', 'uusi')")
+        # c1 and c2 were decided before the last feedback run (watermark 2); c3 after it
+        tx.execute("INSERT INTO decisions (id, candidate_id, reviewer, action) VALUES "
+                   "(1, 'c1', 'a', 'edit'), (2, 'c2', 'a', 'accept'), (3, 'c3', 'a', 'accept')")
+        tx.execute("INSERT INTO settings VALUES ('feedback.last_decision', '2')")
+        tx.execute("INSERT INTO model_versions (name, kind, metrics) VALUES ('calibration-r1-x', 'calibration', ?)",
+                   [json.dumps({"round": 1, "languages": {
+                       "sw": {"calibration": {"coef": [0.5, -1.0], "intercept": 0.25}, "auc": 0.8, "accuracy": 0.7,
+                              "threshold": 0.4, "n_train": 10, "n_test": 9, "note": ""},
+                       "fi": {"calibration": None, "auc": None, "accuracy": None, "threshold": None, "n_train": 2,
+                              "n_test": 1, "note": "fewer"}}})])
+
+    old.write(legacy)
+    assert "0007_feedback_rows" in old.migrate()
+    assert registry.feedback_watermark(old) == 2
+    assert old.get_setting("feedback.last_decision") is None  # one home for the watermark
+    assert [(p.candidate_id, p.instruction) for p in registry.generator_pairs(old)] == [("c1", "Describe."),
+                                                                                       ("c2", "List.")]
+    assert [(e.candidate_id, e.instruction_before, e.instruction_after)
+            for e in registry.refinement_examples(old)] == [("c1", "Write.", "Describe.")]
+    assert registry.latest_calibrations(old) == ({"sw": {"coef": [0.5, -1.0], "intercept": 0.25}}, "calibration-r1-x")
+    # the next run starts after the carried-over watermark: only c3 is new
+    assert [r["id"] for r in reviewed_candidates(old, 2)] == ["c3"]

@@ -178,3 +178,19 @@ def test_loglik_equals_full_vocabulary_log_softmax_when_projected_in_slices(tiny
         tiny_model.score([prompt], [cont])[0]
     assert mean == pytest.approx(reference, abs=1e-4)
     assert pooled.shape == (tiny_model.model.config.hidden_size,) and none is None
+
+
+def test_models_root_is_beside_the_store_the_command_was_given(tmp_path, monkeypatch):
+    """Weights trained for a store go under `models/` beside that store's file (the --db given), not beside
+    $XINSTRUCT_DB; $XINSTRUCT_MODELS still overrides; an in-memory store uses the default folder."""
+    from xinstruct.models.hf import models_root
+    from xinstruct.store import Store
+
+    monkeypatch.delenv("XINSTRUCT_MODELS", raising=False)
+    monkeypatch.setenv("XINSTRUCT_DB", str(tmp_path / "env" / "env.duckdb"))
+    given = Store(tmp_path / "given" / "x.duckdb")
+    assert models_root(given) == (tmp_path / "given" / "models").resolve()
+    assert models_root() == tmp_path / "env" / "models"
+    assert models_root(Store(":memory:")) == tmp_path / "env" / "models"
+    monkeypatch.setenv("XINSTRUCT_MODELS", str(tmp_path / "m"))
+    assert models_root(given) == tmp_path / "m"

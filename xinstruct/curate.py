@@ -4,8 +4,8 @@ No Streamlit here: the curator pages and the CLI call these functions and render
 
 * `overview` — per language: documents kept / dropped by reason, candidates by label, review status, acceptance and edit
   rates, mean edit distance of the instruction.
-* `CandidateFilter` — the one filter of the explore and export pages; `where()` builds a parameterised SQL condition
-  (every user value is a `?` parameter, never SQL text).
+* `CandidateFilter` — the one filter of the explore and export pages (defined with its SQL in `store.curation`;
+  every user value is a `?` parameter, never SQL text).
 * `search`, `count` — the rows a filter selects.
 * `bulk_send_to_review`, `bulk_accept_above` — one logged decision per affected candidate, written through
   `review.record_decision` under the curator's name, in chunks.
@@ -16,7 +16,10 @@ No Streamlit here: the curator pages and the CLI call these functions and render
 Who reviewed what is read from the decision log with the rule of record of `review.derive_state`: a reviewer's
 *verdict* on a candidate is their latest accept / edit / reject that is still in force (not taken back by an `undo`, not
 before a `send_to_review`). Two verdicts agree when they are the same action and, for edits, the same edited text;
-anything else is what makes a candidate a 'conflict'.
+anything else is what makes a candidate a 'conflict'. The SQL form of that rule is `store.curation.verdicts_sql`;
+tests/test_verdicts.py replays random decision logs through both.
+
+All SQL lives in `xinstruct.store.curation`; labels, statuses and the rates' definition in `xinstruct.vocab`.
 """
 
 from __future__ import annotations
@@ -26,217 +29,39 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from . import vocab as V
 from .errors import InputError
 from .langs import LANGS
 from .store import Store
-
-LABELS = ("good", "flawed", "bad")
-UNLABELED = "unlabeled"  # filter value for candidates the evaluator has not labelled yet
-STATUSES = ("pending", "in_review", "accepted", "edited", "rejected", "conflict")
-AGREEMENT = ("any", "agree", "disagree")
-KEPT = ("accepted", "edited")  # final states of a pair that goes into the data
-
-# The verdicts in force, as review.derive_state counts them: per (candidate, reviewer) the latest accept / edit / reject
-# not undone (an undo names the decision it takes back in after.undoes) and not before the candidate's latest
-# send_to_review in force. Columns: candidate_id, reviewer, verdict (accept | edit | reject), verdict_key (the action,
-# for an edit with a hash of the edited text: equal keys = agreement), keep (accept or edit), decided_at.
-# Only candidates on which two or more people ever gave a verdict are looked at: agreement needs two, and this keeps the
-# window over the log small when most items have one review.
-_UNDONE = ("SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) FROM decisions "
-           "WHERE action = 'undo' AND after IS NOT NULL AND json_extract_string(after, '$.undoes') IS NOT NULL")
-_MULTI = ("SELECT candidate_id FROM decisions WHERE action IN ('accept', 'edit', 'reject') GROUP BY 1 "
-          "HAVING count(DISTINCT reviewer) >= 2")
-MULTI_VERDICTS_SQL = f"""
-    SELECT candidate_id, reviewer, action AS verdict, verdict_key, action <> 'reject' AS keep, created_at AS decided_at
-    FROM (
-        SELECT d.candidate_id, d.reviewer, d.action, d.created_at,
-               CASE WHEN d.action = 'edit' THEN 'edit:' || md5(
-                   coalesce(json_extract_string(d.after, '$.instruction'), '') || chr(1) ||
-                   coalesce(json_extract_string(d.after, '$.response'), '')) ELSE d.action END AS verdict_key,
-               row_number() OVER (PARTITION BY d.candidate_id, d.reviewer ORDER BY d.id DESC) AS rn
-        FROM decisions d
-        LEFT JOIN (
-            SELECT candidate_id, max(id) AS rid FROM decisions
-            WHERE action = 'send_to_review' AND id NOT IN ({_UNDONE}) GROUP BY candidate_id
-        ) r ON r.candidate_id = d.candidate_id
-        WHERE d.action IN ('accept', 'edit', 'reject') AND d.id > coalesce(r.rid, -1) AND d.id NOT IN ({_UNDONE})
-          AND d.candidate_id IN ({_MULTI})
-    ) WHERE rn = 1
-"""
-# The same for every candidate (each reviewer's verdict in force, also where only one person reviewed).
-VERDICTS_SQL = MULTI_VERDICTS_SQL.replace(f"\n          AND d.candidate_id IN ({_MULTI})", "")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Filter
-# ---------------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CandidateFilter:
-    """Which candidates a curator is looking at. Empty fields do not filter."""
-
-    langs: tuple[str, ...] = ()  # language codes (bn fi hi id sw ta th tr ur vi)
-    labels: tuple[str, ...] = ()  # evaluator labels: good flawed bad, or 'unlabeled'
-    min_score: float | None = None  # evaluator score >= this (candidates without a score are left out)
-    max_score: float | None = None  # evaluator score <= this
-    clusters: tuple[int, ...] = ()  # diversification cluster numbers
-    statuses: tuple[str, ...] = ()  # review status: pending in_review accepted edited rejected conflict
-    reviewer: str | None = None  # only candidates this reviewer decided on
-    agreement: str = "any"  # any | agree | disagree: among candidates with verdicts from two or more reviewers
-    #                         (agree: all the same action, and the same text for edits; as review.derive_state)
-    search: str | None = None  # case-insensitive substring of the instruction or response (current or final)
-
-    def __post_init__(self) -> None:
-        # Accept lists from widgets and the CLI; store tuples so the filter is hashable and cacheable.
-        for name in ("langs", "labels", "clusters", "statuses"):
-            value = getattr(self, name)
-            if value is None:
-                value = ()
-            elif isinstance(value, (str, int)):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
-        if self.search is not None and not str(self.search).strip():
-            object.__setattr__(self, "search", None)
-        if self.reviewer is not None and not str(self.reviewer).strip():
-            object.__setattr__(self, "reviewer", None)
-
-    def validate(self) -> CandidateFilter:
-        bad = [x for x in self.langs if x not in LANGS]
-        if bad:
-            raise InputError(f"unknown language code(s) {', '.join(map(str, bad))}", hint=f"use {' '.join(LANGS)}")
-        bad = [x for x in self.labels if x not in (*LABELS, UNLABELED)]
-        if bad:
-            raise InputError(f"unknown label(s) {', '.join(map(str, bad))}", hint=f"use {' '.join(LABELS)} {UNLABELED}")
-        bad = [x for x in self.statuses if x not in STATUSES]
-        if bad:
-            raise InputError(f"unknown review status(es) {', '.join(map(str, bad))}", hint=f"use {' '.join(STATUSES)}")
-        if self.agreement not in AGREEMENT:
-            raise InputError(f"unknown agreement {self.agreement!r}", hint="use any, agree or disagree")
-        for name in ("min_score", "max_score"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, (int, float)):
-                raise InputError(f"{name} must be a number, got {value!r}")
-        for c in self.clusters:
-            if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-                raise InputError(f"cluster must be an integer, got {c!r}")
-        return self
-
-    def where(self, alias: str = "c") -> tuple[str, list[Any]]:
-        """A SQL condition on the candidates table (under `alias`) and its parameters. Pure; always valid SQL."""
-        self.validate()
-        a = alias
-        parts: list[str] = []
-        params: list[Any] = []
-
-        def in_list(column: str, values: Iterable[Any]) -> None:
-            values = list(values)
-            parts.append(f"{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-
-        if self.langs:
-            in_list(f"{a}.lang", self.langs)
-        if self.labels:
-            named = [x for x in self.labels if x != UNLABELED]
-            ors = []
-            if named:
-                ors.append(f"{a}.label IN ({', '.join('?' for _ in named)})")
-                params.extend(named)
-            if UNLABELED in self.labels:
-                ors.append(f"{a}.label IS NULL")
-            parts.append("(" + " OR ".join(ors) + ")")
-        if self.min_score is not None:
-            parts.append(f"{a}.score >= ?")
-            params.append(float(self.min_score))
-        if self.max_score is not None:
-            parts.append(f"{a}.score <= ?")
-            params.append(float(self.max_score))
-        if self.clusters:
-            in_list(f"{a}.cluster", [int(c) for c in self.clusters])
-        if self.statuses:
-            in_list(f"{a}.review_status", self.statuses)
-        if self.reviewer:
-            parts.append(f"{a}.id IN (SELECT candidate_id FROM decisions WHERE reviewer = ?)")
-            params.append(str(self.reviewer))
-        if self.agreement != "any":
-            having = "= 1" if self.agreement == "agree" else "> 1"
-            parts.append(
-                f"{a}.id IN (SELECT candidate_id FROM ({MULTI_VERDICTS_SQL}) GROUP BY candidate_id "
-                f"HAVING count(*) >= 2 AND count(DISTINCT verdict_key) {having})"
-            )
-        if self.search:
-            pattern = "%" + _escape_like(str(self.search)) + "%"
-            cols = ("instruction", "response", "final_instruction", "final_response")
-            parts.append("(" + " OR ".join(f"{a}.{col} ILIKE ? ESCAPE '\\'" for col in cols) + ")")
-            params.extend([pattern] * len(cols))
-        return (" AND ".join(parts) if parts else "TRUE"), params
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-
-def _escape_like(text: str) -> str:
-    """Make `text` match literally inside an ILIKE pattern (ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+from .store import curation as q
+from .store.curation import AGREEMENT, CandidateFilter  # noqa: F401  (the filter of the pages and the CLI)
+from .vocab import KEPT, LABELS, RATES_CAPTION, STATUSES, UNLABELED, rates  # noqa: F401  (re-exported)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Overview
 # ---------------------------------------------------------------------------------------------------------------------
-EDIT_DISTANCE_SAMPLE = 2000
-RATES_CAPTION = ("Acceptance = (accepted + edited) / decided; edit rate = edited / (accepted + edited); edit distance = "
-                 f"characters changed in the instruction, mean over edited pairs (up to {EDIT_DISTANCE_SAMPLE:,} each).")
-_RATE_GROUPS = {"lang": "lang", "round": "round_id"}
-
-
-def rates(accepted: int, edited: int, rejected: int) -> dict[str, float | int | None]:
-    """The one definition of the review rates, used by every page, the round report and the dataset card.
-
-    decided = accepted + edited + rejected; acceptance = (accepted + edited) / decided (the pairs that go into the
-    data, as `--status accepted` exports them); edit rate = edited / (accepted + edited) (the share of kept pairs that
-    needed a correction). None where the denominator is 0."""
-    decided, kept = accepted + edited + rejected, accepted + edited
-    return {"decided": decided, "acceptance_rate": kept / decided if decided else None,
-            "edit_rate": edited / kept if kept else None}
+EDIT_DISTANCE_SAMPLE = V.EDIT_DISTANCE_SAMPLE
 
 
 def review_rates(store: Store, by: Sequence[str] = ("lang",), langs: Iterable[str] | None = None) -> dict[tuple, dict]:
     """Review rates per group (`by`: "lang" and/or "round"), keyed by the tuple of group values.
 
-    Each value: accepted, edited, rejected, decided, acceptance_rate, edit_rate (see `rates`) and mean_edit_distance:
-    the mean character Levenshtein distance between the generated instruction and the final one over edited pairs (at
-    most EDIT_DISTANCE_SAMPLE per group, a fixed sample by id hash, so that it stays cheap on a large store), None
-    without edits. Only groups with a decided candidate appear."""
-    unknown = [g for g in by if g not in _RATE_GROUPS]
-    if unknown or not by:
-        raise InputError(f"cannot group review rates by {', '.join(unknown) or 'nothing'}",
-                         hint=f"use {', '.join(_RATE_GROUPS)}")
-    cols = ", ".join(_RATE_GROUPS[g] for g in by)
-    want = list(langs) if langs is not None else None
-    lang_sql = f"AND lang IN ({', '.join('?' * len(want))})" if want else ""
-    with store.session() as tx:
-        counts = tx.all(
-            f"SELECT {cols}, count(*) FILTER (review_status = 'accepted'), count(*) FILTER (review_status = 'edited'), "
-            f"count(*) FILTER (review_status = 'rejected') FROM candidates "
-            f"WHERE review_status IN ('accepted', 'edited', 'rejected') {lang_sql} GROUP BY ALL", want or [])
-        distances = tx.all(
-            f"SELECT {cols}, avg(levenshtein(instruction, final_instruction)) FROM ("
-            f"  SELECT {cols}, instruction, final_instruction,"
-            f"         row_number() OVER (PARTITION BY {cols} ORDER BY hash(id), id) AS rn FROM candidates"
-            f"  WHERE review_status = 'edited' AND final_instruction IS NOT NULL AND instruction IS NOT NULL {lang_sql}"
-            f") WHERE rn <= ? GROUP BY ALL", [*(want or []), EDIT_DISTANCE_SAMPLE])
+    Each value: accepted, edited, rejected, decided, acceptance_rate, edit_rate (`vocab.rates`, the one definition)
+    and mean_edit_distance: the mean character Levenshtein distance between the generated instruction and the final
+    one over edited pairs (at most EDIT_DISTANCE_SAMPLE per group, a fixed sample by id hash, so that it stays cheap on
+    a large store), None without edits. Only groups with a decided candidate appear."""
     n = len(by)
-    dist = {tuple(r[:n]): float(r[n]) for r in distances}
     out = {}
-    for r in counts:
-        key, (accepted, edited, rejected) = tuple(r[:n]), r[n:]
+    for r in q.decided_counts(store, by, list(langs) if langs is not None else None, EDIT_DISTANCE_SAMPLE):
+        key, (accepted, edited, rejected, distance) = tuple(r[:n]), r[n:]
         out[key] = {"accepted": accepted, "edited": edited, "rejected": rejected, **rates(accepted, edited, rejected),
-                    "mean_edit_distance": dist.get(key)}
+                    "mean_edit_distance": distance}
     return out
 
 
@@ -250,21 +75,15 @@ def overview(store: Store, langs: Iterable[str] | None = None) -> list[dict]:
     want = list(langs) if langs else None
     if want:
         CandidateFilter(langs=tuple(want)).validate()
-    with store.session() as tx:
-        docs = tx.all(
-            "SELECT lang, status, coalesce(drop_reason, 'unknown'), count(*) FROM documents "
-            "WHERE lang IS NOT NULL GROUP BY ALL"
-        )
-        labels = tx.all("SELECT lang, coalesce(label, ?), count(*) FROM candidates GROUP BY ALL", [UNLABELED])
-        status = tx.all("SELECT lang, review_status, count(*) FROM candidates GROUP BY ALL")
+    docs, labels, status = q.document_counts(store), q.label_counts(store), q.status_counts(store)
     by_lang = review_rates(store, ("lang",), want)
     present = {r[0] for r in docs} | {r[0] for r in labels}
     codes = [c for c in LANGS if (c in want if want else c in present)]
     codes += sorted(c for c in present if c not in LANGS and not want)  # codes outside our ten, if any
     rows = []
     for code in codes:
-        dropped = {reason: n for lang, st, reason, n in docs if lang == code and st == "dropped"}
-        kept = sum(n for lang, st, _, n in docs if lang == code and st == "kept")
+        dropped = {reason: n for lang, st, reason, n in docs if lang == code and st == V.DOC_DROPPED}
+        kept = sum(n for lang, st, _, n in docs if lang == code and st == V.DOC_KEPT)
         lab = {k: 0 for k in (*LABELS, UNLABELED)}
         lab.update({label: n for lang, label, n in labels if lang == code})
         stat = {k: 0 for k in STATUSES}
@@ -319,49 +138,22 @@ SEARCH_COLUMNS = (
 def search(store: Store, filt: CandidateFilter | None = None, limit: int = 100, offset: int = 0) -> pd.DataFrame:
     """The candidates a filter selects, best score first (then id): instruction and response as finally edited (else
     current; the response cut to 300 characters), `reviews` = verdicts in force, `decisions` = entries in the log."""
-    filt = filt or CandidateFilter()
-    where, params = filt.where("c")
-    sql = f"""
-        SELECT c.id, c.lang, c.label, c.score, c.cluster, c.review_status, c.selected,
-               coalesce(c.final_instruction, c.instruction) AS instruction,
-               left(coalesce(c.final_response, c.response), 300) AS response
-        FROM candidates c WHERE {where}
-        ORDER BY c.score DESC NULLS LAST, c.id
-        LIMIT ? OFFSET ?
-    """
-    with store.session() as tx:
-        df = tx.df(sql, [*params, int(limit), int(offset)])
-        ids = df["id"].tolist()
-        marks = ", ".join("?" for _ in ids) or "NULL"
-        reviews = dict(tx.all(f"SELECT candidate_id, count(*) FROM ({VERDICTS_SQL}) WHERE candidate_id IN ({marks}) "
-                              "GROUP BY 1", ids)) if ids else {}
-        logged = dict(tx.all(f"SELECT candidate_id, count(*) FROM decisions WHERE candidate_id IN ({marks}) "
-                             "GROUP BY 1", ids)) if ids else {}
-    df["reviews"] = [int(reviews.get(i, 0)) for i in ids]
-    df["decisions"] = [int(logged.get(i, 0)) for i in ids]
+    df = q.search_frame(store, filt or CandidateFilter(), limit, offset)
     return df[list(SEARCH_COLUMNS)]
 
 
 def count(store: Store, filt: CandidateFilter | None = None) -> int:
-    filt = filt or CandidateFilter()
-    where, params = filt.where("c")
-    with store.session() as tx:
-        return int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+    return q.count(store, filt)
 
 
 def clusters(store: Store, langs: Iterable[str] | None = None) -> list[int]:
     """Cluster numbers present (for filter widgets)."""
-    filt = CandidateFilter(langs=tuple(langs or ()))
-    where, params = filt.where("c")
-    with store.session() as tx:
-        return [r[0] for r in tx.all(
-            f"SELECT DISTINCT cluster FROM candidates c WHERE cluster IS NOT NULL AND {where} ORDER BY 1", params)]
+    return q.clusters(store, CandidateFilter(langs=tuple(langs or ())))
 
 
 def reviewers(store: Store) -> list[str]:
     """Everyone with a decision in the log (for filter widgets)."""
-    with store.session() as tx:
-        return [r[0] for r in tx.all("SELECT DISTINCT reviewer FROM decisions ORDER BY 1")]
+    return q.reviewers(store)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -387,8 +179,8 @@ class BulkResult:
 # pending: it applies to pairs with a final state or a conflict; pending ones are in the queue already, and in_review
 # ones are left alone so that no reviewer's work in progress is wiped by a filter.
 BULK_TARGETS = {
-    "send_to_review": ("accepted", "edited", "rejected", "conflict"),
-    "bulk_accept": ("pending",),
+    V.SEND_TO_REVIEW: (*V.FINAL_STATUSES, V.CONFLICT),
+    V.BULK_ACCEPT: (V.PENDING,),
 }
 
 
@@ -396,7 +188,7 @@ def bulk_send_to_review(store: Store, filt: CandidateFilter, user, *, chunk: int
                         progress: Callable[[int, int], None] | None = None) -> BulkResult:
     """Send the decided or conflicting candidates the filter selects back to human review (one `send_to_review`
     decision each, under the curator's name): their earlier decisions stop counting and they are pending again."""
-    return _bulk(store, filt, user, "send_to_review", extra=None, chunk=chunk, batch=batch, progress=progress)
+    return _bulk(store, filt, user, V.SEND_TO_REVIEW, min_score=None, chunk=chunk, batch=batch, progress=progress)
 
 
 def bulk_accept_above(store: Store, filt: CandidateFilter, min_score: float, user, *, chunk: int = 500,
@@ -405,48 +197,37 @@ def bulk_accept_above(store: Store, filt: CandidateFilter, min_score: float, use
     decision each, under the curator's name). Candidates a human has decided on are never touched."""
     if min_score is None or not isinstance(min_score, (int, float)):
         raise InputError(f"min_score must be a number, got {min_score!r}")
-    return _bulk(store, filt, user, "bulk_accept", extra=("c.score >= ?", [float(min_score)]), chunk=chunk,
-                 batch=batch, progress=progress)
+    return _bulk(store, filt, user, V.BULK_ACCEPT, min_score=float(min_score), chunk=chunk, batch=batch,
+                 progress=progress)
 
 
 def bulk_preview(store: Store, filt: CandidateFilter, action: str, min_score: float | None = None) -> int:
     """How many candidates a bulk action would touch (for the confirm step)."""
-    where, params = _bulk_where(filt, action, ("c.score >= ?", [float(min_score)]) if min_score is not None else None)
-    with store.session() as tx:
-        return int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+    return q.count(store, _bulk_filters(filt, action, min_score))
 
 
-def _bulk_where(filt: CandidateFilter, action: str, extra) -> tuple[str, list]:
-    where, params = filt.where("c")
-    targets = BULK_TARGETS[action]
-    where += f" AND c.review_status IN ({', '.join('?' for _ in targets)})"
-    params = [*params, *targets]
-    if extra:
-        where += " AND " + extra[0]
-        params += extra[1]
-    return where, params
+def _bulk_filters(filt: CandidateFilter, action: str, min_score: float | None) -> list[CandidateFilter]:
+    """The curator's filter AND the states the action touches AND (bulk accept) the score threshold."""
+    return [filt, CandidateFilter(statuses=BULK_TARGETS[action],
+                                  min_score=float(min_score) if min_score is not None else None)]
 
 
-def _bulk(store, filt, user, action, *, extra, chunk, batch, progress) -> BulkResult:
+def _bulk(store, filt, user, action, *, min_score, chunk, batch, progress) -> BulkResult:
     from . import auth, review
 
     user = auth.authorize(user, "curator", store)
-    where, params = _bulk_where(filt, action, extra)
+    filters = _bulk_filters(filt, action, min_score)
     batch = batch or uuid.uuid4().hex[:12]
     result = BulkResult(action=action, batch=batch)
-    with store.session() as tx:
-        result.matched = int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+    result.matched = q.count(store, filters)
     note = f"bulk {batch}: " + json.dumps(filt.as_dict(), ensure_ascii=False, sort_keys=True)
-    if extra:
-        note += f" score >= {extra[1][0]}"
+    if min_score is not None:
+        note += f" score >= {min_score}"
     last = ""
     done = 0
     while True:
         # Keyset pagination by id: decisions change the status, so the next chunk starts after the last id seen.
-        with store.session() as tx:
-            ids = [r[0] for r in tx.all(
-                f"SELECT c.id FROM candidates c WHERE {where} AND c.id > ? ORDER BY c.id LIMIT ?",
-                [*params, last, int(chunk)])]
+        ids = q.candidate_ids(store, filters, after=last, limit=chunk)
         if not ids:
             break
         for cid in ids:
@@ -482,23 +263,8 @@ def reviewer_stats(store: Store, langs: Iterable[str] | None = None) -> Reviewer
     pairwise_agreement: over every pair of reviewers who both gave a verdict on one candidate, the share of pairs in
     which this reviewer agreed with the other (same verdict as review.derive_state counts it)."""
     filt = CandidateFilter(langs=tuple(langs or ()))
-    where, params = filt.where("c")
-    # Only join the candidates when a language filter needs them.
-    source = "decisions d JOIN candidates c ON c.id = d.candidate_id" if filt.langs else "decisions d"
-    with store.session() as tx:
-        per_day = tx.df(
-            "SELECT d.reviewer, CAST(d.created_at AS DATE) AS day, count(*) AS decisions "
-            f"FROM {source} WHERE {where} GROUP BY ALL ORDER BY 1, 2", params)
-        totals = tx.df(
-            "SELECT d.reviewer, count(*) AS decisions, count(*) FILTER (action = 'accept') AS accept, "
-            "count(*) FILTER (action = 'edit') AS edit, count(*) FILTER (action = 'reject') AS reject, "
-            "count(*) FILTER (action NOT IN ('accept', 'edit', 'reject')) AS other, "
-            "count(DISTINCT CAST(d.created_at AS DATE)) AS days, min(d.created_at) AS first, max(d.created_at) AS last "
-            f"FROM {source} WHERE {where} GROUP BY 1 ORDER BY 1", params)
-        verdicts = tx.all(
-            f"WITH v AS ({MULTI_VERDICTS_SQL}) SELECT v.candidate_id, v.reviewer, v.verdict_key, v.keep FROM v "
-            f"JOIN candidates c ON c.id = v.candidate_id WHERE {where} AND v.candidate_id IN ("
-            "SELECT candidate_id FROM v GROUP BY 1 HAVING count(*) >= 2) ORDER BY 1, 2", params)
+    per_day, totals = q.decisions_per_day(store, filt), q.decision_totals(store, filt)
+    verdicts = q.multi_verdicts(store, filt)
     by_cand: dict[str, dict[str, tuple[str, bool]]] = {}
     for cid, reviewer, key, keep in verdicts:
         by_cand.setdefault(cid, {})[reviewer] = (key, bool(keep))
@@ -562,17 +328,9 @@ def conflicts(store: Store, langs: Iterable[str] | None = None, limit: int = 200
     """Candidates whose reviewers disagreed (review_status 'conflict'), oldest first, each with its decisions:
     {id, lang, label, score, instruction, response, source_text, url, decisions: [{id, reviewer, action, instruction,
     response, reason, note, at}]} (instruction/response of a decision: what that reviewer left, else the candidate's)."""
-    filt = CandidateFilter(langs=tuple(langs or ()), statuses=("conflict",))
-    where, params = filt.where("c")
-    with store.session() as tx:
-        items = tx.dicts(
-            "SELECT c.id, c.lang, c.label, c.score, c.instruction, c.response, d.text AS source_text, d.url "
-            f"FROM candidates c LEFT JOIN documents d ON d.id = c.doc_id WHERE {where} ORDER BY c.created_at, c.id "
-            "LIMIT ?", [*params, int(limit)])
-        ids = [it["id"] for it in items]
-        decs = tx.dicts(
-            "SELECT id, candidate_id, reviewer, action, after, reason, note, created_at AS at FROM decisions "
-            f"WHERE candidate_id IN ({', '.join('?' for _ in ids) or 'NULL'}) ORDER BY id", ids)
+    filt = CandidateFilter(langs=tuple(langs or ()), statuses=(V.CONFLICT,))
+    items = q.candidates_with_source(store, filt, limit)
+    decs = q.decision_log(store, [it["id"] for it in items])
     by_id: dict[str, list] = {}
     for d in decs:
         after = _json(d.pop("after"))
@@ -584,7 +342,7 @@ def conflicts(store: Store, langs: Iterable[str] | None = None, limit: int = 200
     return items
 
 
-ADJUDICATE_VERDICTS = ("accept", "edit", "reject")
+ADJUDICATE_VERDICTS = V.VERDICTS
 
 
 def adjudicate(store: Store, candidate_id: str, user, action: str, instruction: str | None = None,
@@ -602,52 +360,38 @@ def adjudicate(store: Store, candidate_id: str, user, action: str, instruction: 
     user = auth.authorize(user, "curator", store)
     if action not in ADJUDICATE_VERDICTS:
         raise InputError(f"unknown adjudication {action!r}", hint="use accept, edit or reject")
-    if action == "accept":
+    if action == V.ACCEPT:
         instruction = response = reason = None
-    elif action == "edit":
+    elif action == V.EDIT:
         if instruction is None and response is None:
             raise InputError("an edit needs the final instruction or response")
         reason = None
     else:
         instruction = response = None
-        reason = reason or "other"
-        if reason == "other" and not (note or "").strip():
+        reason = reason or V.OTHER_REASON
+        if reason == V.OTHER_REASON and not (note or "").strip():
             note = f"rejected in adjudication by {user.name}"
-    return review.record_decision(store, candidate_id, user, "adjudicate", instruction=instruction, response=response,
+    return review.record_decision(store, candidate_id, user, V.ADJUDICATE, instruction=instruction, response=response,
                                   reason=reason, note=note, request_id=request_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Chart data
 # ---------------------------------------------------------------------------------------------------------------------
-def _decision_group(status: str) -> str:
-    return status if status in ("accepted", "edited", "rejected") else "undecided"
-
-
 def score_histogram(store: Store, filt: CandidateFilter | None = None, bins: int = 20) -> pd.DataFrame:
     """Evaluator scores in `bins` equal bins over [0, 1], split by the human outcome (accepted, edited, rejected,
     undecided). Columns: bin (lower edge), decision, candidates."""
-    filt = filt or CandidateFilter()
-    where, params = filt.where("c")
-    with store.session() as tx:
-        rows = tx.all(
-            f"SELECT least(floor(c.score * ?), ? - 1) AS b, c.review_status, count(*) FROM candidates c "
-            f"WHERE c.score IS NOT NULL AND {where} GROUP BY ALL", [bins, bins, *params])
+    rows = q.score_bins(store, filt or CandidateFilter(), bins)
     counts: Counter = Counter()
     for b, status, n in rows:
-        counts[(int(b), _decision_group(status))] += n
+        counts[(int(b), V.decision_group(status))] += n
     out = [{"bin": round(b / bins, 6), "decision": g, "candidates": n} for (b, g), n in sorted(counts.items())]
     return pd.DataFrame(out, columns=["bin", "decision", "candidates"])
 
 
 def progress(store: Store, langs: Iterable[str] | None = None) -> pd.DataFrame:
     """Decisions per day by action, with the running total. Columns: day, action, decisions, cumulative."""
-    filt = CandidateFilter(langs=tuple(langs or ()))
-    where, params = filt.where("c")
-    with store.session() as tx:
-        df = tx.df(
-            "SELECT CAST(d.created_at AS DATE) AS day, d.action, count(*) AS decisions FROM decisions d "
-            f"JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY ALL ORDER BY 1, 2", params)
+    df = q.actions_per_day(store, CandidateFilter(langs=tuple(langs or ())))
     if df.empty:
         return pd.DataFrame(columns=["day", "action", "decisions", "cumulative"])
     df["cumulative"] = df.groupby("action")["decisions"].cumsum()
@@ -663,19 +407,11 @@ def embedding_map(store: Store, filt: CandidateFilter | None = None, limit: int 
     """A 2-D map of instruction embeddings (PCA) for at most `limit` candidates, coloured by review status.
     Columns: id, x, y, review_status, lang, instruction. Empty frame when no embeddings are stored (see
     EMPTY_MAP_MESSAGE)."""
-    filt = filt or CandidateFilter()
-    where, params = filt.where("c")
     cols = ["id", "x", "y", "review_status", "lang", "instruction"]
-    with store.session() as tx:
-        if model is None:
-            model = tx.scalar("SELECT model FROM embeddings GROUP BY model ORDER BY count(*) DESC, model LIMIT 1")
-        if model is None:
-            return pd.DataFrame(columns=cols)
-        # A deterministic sample spread over the store: order by a hash of the id.
-        rows = tx.all(
-            "SELECT c.id, c.review_status, c.lang, coalesce(c.final_instruction, c.instruction), e.vector "
-            f"FROM embeddings e JOIN candidates c ON c.id = e.candidate_id WHERE e.model = ? AND {where} "
-            "ORDER BY hash(c.id), c.id LIMIT ?", [model, *params, int(limit)])
+    model = model if model is not None else q.main_embedding_model(store)
+    if model is None:
+        return pd.DataFrame(columns=cols)
+    rows = q.embedded_candidates(store, filt or CandidateFilter(), model, limit)
     if not rows:
         return pd.DataFrame(columns=cols)
     vectors = np.asarray([r[4] for r in rows], dtype=np.float32)
@@ -733,12 +469,7 @@ def verb_object(instruction: str | None) -> tuple[str, str | None] | None:
 def top_topics(store: Store, filt: CandidateFilter | None = None, n: int = 20, max_rows: int = 200_000) -> pd.DataFrame:
     """The most frequent (verb, object) pairs of the instructions a filter selects (at most `max_rows` read).
     Columns: verb, object, candidates, share."""
-    filt = filt or CandidateFilter()
-    where, params = filt.where("c")
-    with store.session() as tx:
-        texts = [r[0] for r in tx.all(
-            f"SELECT coalesce(c.final_instruction, c.instruction) FROM candidates c WHERE {where} "
-            "AND c.instruction IS NOT NULL LIMIT ?", [*params, int(max_rows)])]
+    texts = q.instructions(store, filt or CandidateFilter(), max_rows)
     counts: Counter = Counter(vo for vo in map(verb_object, texts) if vo)
     total = sum(counts.values())
     rows = [{"verb": v, "object": o or "", "candidates": k, "share": k / total} for (v, o), k in counts.most_common(n)]

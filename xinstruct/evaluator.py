@@ -277,9 +277,10 @@ def load_default() -> TrainedEvaluator | None:
 def current(store=None) -> TrainedEvaluator | None:
     """The evaluator in use: the latest one `xinstruct feedback` retrained in this store, else the shipped one."""
     if store is not None:
-        with store.session() as tx:
-            path = tx.scalar("SELECT path FROM model_versions WHERE kind = 'evaluator' ORDER BY created_at DESC, "
-                             "name DESC LIMIT 1")
+        from .store import registry
+        from .vocab import EVALUATOR
+
+        path = registry.latest_path(store, EVALUATOR)
         if path and (Path(path) / "evaluator.json").exists():
             return TrainedEvaluator.load(path)
     return load_default()

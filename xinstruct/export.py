@@ -1,7 +1,7 @@
 """Export approved pairs as training data: JSON Lines, Parquet or a Hugging Face dataset folder.
 
-One SQL query selects the rows (final instruction and response, metadata, the decision log of each pair) and DuckDB
-writes it straight to the file with `COPY ... TO`; pandas is never involved. Memory stays bounded: the long texts are
+One SQL query (`store.exports.export_query`) selects the rows (final instruction and response, metadata, the decision
+log of each pair) and DuckDB writes it straight to the file with `COPY ... TO`; pandas is never involved. Memory stays bounded: the long texts are
 sorted without entering any hash join (see `export_query`) and DuckDB runs the export under `memory_limit`, spilling
 its sort to disk beyond it.
 
@@ -34,17 +34,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .curate import RATES_CAPTION, STATUSES, CandidateFilter
+from . import vocab as V
 from .errors import InputError
 from .langs import LANGS
 from .store import Store
+from .store import exports as q
+from .store.curation import CandidateFilter
+from .store.curation import count as count_selected
+from .store.exports import METADATA, TEMPLATES  # noqa: F401  (the export's columns and templates)
 
 FORMATS = ("jsonl", "parquet", "hf")
-TEMPLATES = ("alpaca", "messages")
 # `--status accepted` means every pair whose final state goes into the data: accepted as is, or edited.
-STATUS_SETS = {"accepted": ("accepted", "edited"), "all": STATUSES, **{s: (s,) for s in STATUSES if s != "accepted"}}
-METADATA = ("candidate_id", "language", "document_id", "source_url", "source", "label", "score", "cluster",
-            "review_status", "model_versions", "decisions")
+STATUS_SETS = {V.ACCEPTED: V.KEPT, "all": V.STATUSES, **{s: (s,) for s in V.STATUSES if s != V.ACCEPTED}}
 # zstd (level 3): 441 MiB for a million ~1,000-character pairs against 991 MiB with snappy. No dictionary: responses
 # are long and unique, and trying a dictionary first doubles the write time.
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000, DICTIONARY_SIZE_LIMIT 1"
@@ -61,7 +62,7 @@ class ExportConfig:
     """What to export, and how."""
 
     out: Path  # folder to write (created; must be empty unless overwrite)
-    status: str | tuple[str, ...] = "accepted"  # accepted (= accepted + edited), edited, rejected, pending, ..., all
+    status: str | tuple[str, ...] = V.ACCEPTED  # accepted (= accepted + edited), edited, rejected, pending, ..., all
     langs: tuple[str, ...] = ()  # language codes; empty = all
     min_score: float | None = None  # evaluator score at least this
     format: str = "jsonl"  # jsonl | parquet | hf
@@ -109,12 +110,9 @@ class ExportConfig:
     def selection(self) -> CandidateFilter:
         return CandidateFilter(langs=self.langs, statuses=self.statuses(), min_score=self.min_score)
 
-    def where(self, alias: str = "c") -> tuple[str, list]:
-        where, params = self.selection().where(alias)
-        if self.filter is not None:
-            more, more_params = self.filter.where(alias)
-            where, params = f"({where}) AND ({more})", [*params, *more_params]
-        return where, params
+    def filters(self) -> list[CandidateFilter]:
+        """The selection (status, languages, score) and the further filter, AND-ed by the store's queries."""
+        return [self.selection(), *([self.filter] if self.filter is not None else [])]
 
     def describe(self) -> dict:
         """The settings that decide the content (recorded in the manifest and the exports table)."""
@@ -144,80 +142,10 @@ class ExportResult:
         return f"exported {self.rows} rows to {self.out} ({', '.join(p.name for p in self.paths)}; {self.content_hash[:12]})"
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The query
-# ---------------------------------------------------------------------------------------------------------------------
-def _lang_name_sql() -> tuple[str, list]:
-    """CASE c.lang WHEN 'bn' THEN 'Bengali' ... ELSE c.lang END, with the names as parameters."""
-    pairs = list(LANGS.values())
-    return ("CASE c.lang " + " ".join("WHEN ? THEN ?" for _ in pairs) + " ELSE c.lang END",
-            [x for lang in pairs for x in (lang.code, lang.name)])
-
-
-def export_query(cfg: ExportConfig, extra: tuple[str, list] | None = None) -> tuple[str, list]:
-    """The SELECT that yields the export rows in their final column order, and its parameters.
-
-    Two streams sorted by candidate id and put side by side with a POSITIONAL JOIN: `wide` holds the long texts and
-    touches no join, `meta` holds everything else (document, decision log, model versions) and joins only narrow rows.
-    So the wide rows are sorted once (DuckDB's sort spills to disk beyond the memory limit) and never enter a hash
-    table. A guard stops the export with an error if the two streams ever fell out of step.
-    """
-    where, params = cfg.where("c")
-    if extra:
-        where, params = f"{where} AND {extra[0]}", [*params, *extra[1]]
-    name_sql, name_params = _lang_name_sql()
-    instruction = "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
-    if cfg.answer_hint:
-        instruction = f"{instruction} || ' Answer in ' || {name_sql} || '.'"
-    else:
-        name_params = []
-    response = "coalesce(c.final_response, c.response)"
-    if cfg.template == "alpaca":
-        head = f"{instruction} AS instruction, '' AS input, {response} AS output"
-        head_cols = "w.instruction, w.input, w.output"
-    else:
-        head = (f"[struct_pack(role := 'user', content := {instruction}), "
-                f"struct_pack(role := 'assistant', content := {response})] AS messages")
-        head_cols = "w.messages"
-    meta_cols = ", ".join(f"m.{c}" for c in METADATA)
-    # The decisions of a pair: sorted by decision id inside the list (list_sort on a struct sorts by its first field),
-    # much cheaper than an ordered aggregate over the whole log. Model versions: the candidate's own and those of its
-    # versions (generator, evaluator, refiner), distinct and sorted.
-    sql = f"""
-        WITH dec AS (
-            SELECT d.candidate_id,
-                   list_transform(list_sort(list(struct_pack(k := d.id, reviewer := d.reviewer, action := d.action,
-                                                             at := d.created_at))),
-                                  lambda x: struct_pack(reviewer := x.reviewer, action := x.action,
-                                                        at := strftime(x.at, '%Y-%m-%dT%H:%M:%S'))) AS decisions
-            FROM decisions d JOIN candidates c ON c.id = d.candidate_id WHERE {where} GROUP BY 1),
-        mv AS (
-            SELECT v.candidate_id, list(DISTINCT v.model_version) AS versions
-            FROM candidate_versions v JOIN candidates c ON c.id = v.candidate_id
-            WHERE v.model_version IS NOT NULL AND {where} GROUP BY 1),
-        meta AS (
-            SELECT c.id AS candidate_id, c.lang AS language, c.doc_id AS document_id, doc.url AS source_url,
-                   doc.source AS source, c.label AS label, c.score AS score, c.cluster AS cluster,
-                   c.review_status AS review_status,
-                   list_sort(list_distinct(list_concat(coalesce(mv.versions, []::VARCHAR[]),
-                                                       CASE WHEN c.model_version IS NULL THEN []::VARCHAR[]
-                                                            ELSE [c.model_version] END))) AS model_versions,
-                   coalesce(dec.decisions, []) AS decisions
-            FROM candidates c
-            LEFT JOIN documents doc ON doc.id = c.doc_id
-            LEFT JOIN dec ON dec.candidate_id = c.id
-            LEFT JOIN mv ON mv.candidate_id = c.id
-            WHERE {where}
-            ORDER BY c.id),
-        wide AS (
-            SELECT c.id AS wide_id, {head} FROM candidates c WHERE {where} ORDER BY c.id)
-        SELECT {head_cols}, {meta_cols}
-        FROM wide w POSITIONAL JOIN meta m
-        WHERE CASE WHEN w.wide_id IS DISTINCT FROM m.candidate_id
-                   THEN error('export rows out of step at ' || coalesce(m.candidate_id, w.wide_id, '?'))
-                   ELSE true END
-    """
-    return sql, [*params, *params, *params, *name_params, *params]
+def export_query(cfg: ExportConfig, start: str | None = None, stop: str | None = None) -> tuple[str, list]:
+    """The query that yields the export rows of `cfg` in their final column order, and its parameters (see
+    `store.exports.export_query`; `start` / `stop` narrow it to candidate ids in [start, stop))."""
+    return q.export_query(cfg.filters(), cfg.template, answer_hint=cfg.answer_hint, start=start, stop=stop)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -236,9 +164,7 @@ def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
     cfg.validate()
     by_user = getattr(user, "name", None) or f"local:{getpass.getuser()}"
     out = _prepare(cfg)
-    where, params = cfg.where("c")
-    with store.session() as tx:
-        rows = int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+    rows = count_selected(store, cfg.filters())
 
     if cfg.format == "jsonl":
         paths = [_copy(store, cfg, out / "data.jsonl", "FORMAT json")]
@@ -260,11 +186,9 @@ def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
     card_path.write_text(_card(cfg, files, rows, content_hash, facts, created, by_user), encoding="utf-8")
 
     export_id = f"{created:%Y%m%dT%H%M%S}-{content_hash[:8]}-{uuid.uuid4().hex[:6]}"
-    store.write(lambda tx: tx.execute(
-        "INSERT INTO exports (id, created_at, by_user, filter, format, template, rows, content_hash, path) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [export_id, created.replace(tzinfo=None), by_user, json.dumps(cfg.describe(), ensure_ascii=False, sort_keys=True),
-         cfg.format, cfg.template, rows, content_hash, str(out.resolve())]))
+    q.record_export(store, export_id, created.replace(tzinfo=None), by_user,
+                    json.dumps(cfg.describe(), ensure_ascii=False, sort_keys=True), cfg.format, cfg.template, rows,
+                    content_hash, str(out.resolve()))
     return ExportResult(export_id=export_id, out=out, paths=paths, rows=rows, content_hash=content_hash,
                         manifest=manifest_path, card=card_path, per_lang={r["lang"]: r["rows"] for r in facts["langs"]})
 
@@ -287,20 +211,13 @@ def _prepare(cfg: ExportConfig) -> Path:
     return out
 
 
-def _copy(store: Store, cfg: ExportConfig, path: Path, options: str, extra: tuple[str, list] | None = None) -> Path:
-    """COPY the export query (optionally narrowed by `extra`) to `path`, via a temporary name renamed at the end."""
-    sql, params = export_query(cfg, extra)
+def _copy(store: Store, cfg: ExportConfig, path: Path, options: str, start: str | None = None,
+          stop: str | None = None) -> Path:
+    """COPY the export query (optionally one id range) to `path`, via a temporary name renamed at the end."""
+    sql, params = export_query(cfg, start, stop)
     tmp = path.with_name(path.name + ".partial")
     tmp.unlink(missing_ok=True)
-    with store.session() as tx:
-        previous = tx.scalar("SELECT current_setting('memory_limit')") if cfg.memory_limit else None
-        if previous:
-            tx.execute("SET memory_limit = ?", [cfg.memory_limit])
-        try:
-            tx.execute(f"COPY ({sql}) TO ? ({options})", [*params, str(tmp)])
-        finally:
-            if previous:
-                tx.execute("SET memory_limit = ?", [previous])
+    q.copy_query(store, sql, params, tmp, options, cfg.memory_limit)
     tmp.replace(path)
     return path
 
@@ -309,23 +226,12 @@ def _write_shards(store: Store, cfg: ExportConfig, out: Path, rows: int) -> list
     """hf: Parquet shards of `shard_rows` rows, cut at candidate-id boundaries (same store, same shards)."""
     (out / "data").mkdir(exist_ok=True)
     n = max(1, math.ceil(rows / cfg.shard_rows))
-    where, params = cfg.where("c")
-    with store.session() as tx:
-        starts = [r[0] for r in tx.all(
-            f"SELECT id FROM (SELECT c.id, row_number() OVER (ORDER BY c.id) AS rn FROM candidates c WHERE {where}) "
-            "WHERE (rn - 1) % ? = 0 ORDER BY id", [*params, cfg.shard_rows])]
+    starts = q.shard_starts(store, cfg.filters(), cfg.shard_rows)
     paths = []
     for i in range(n):
-        conds, cond_params = [], []
-        if i < len(starts):
-            conds.append("c.id >= ?")
-            cond_params.append(starts[i])
-        if i + 1 < len(starts):
-            conds.append("c.id < ?")
-            cond_params.append(starts[i + 1])
-        extra = (" AND ".join(conds) or "TRUE", cond_params)
         path = out / "data" / f"train-{i:05d}-of-{n:05d}.parquet"
-        paths.append(_copy(store, cfg, path, PARQUET_OPTIONS, extra))
+        paths.append(_copy(store, cfg, path, PARQUET_OPTIONS, starts[i] if i < len(starts) else None,
+                           starts[i + 1] if i + 1 < len(starts) else None))
     return paths
 
 
@@ -348,27 +254,10 @@ def _columns(cfg: ExportConfig) -> list[str]:
 def _card_facts(store: Store, cfg: ExportConfig) -> dict:
     from . import curate
 
-    where, params = cfg.where("c")
-    with store.session() as tx:
-        langs = tx.dicts(
-            "SELECT c.lang, count(*) AS rows,"
-            " avg(length(coalesce(c.final_instruction, c.instruction))) AS instr_mean,"
-            " stddev_samp(length(coalesce(c.final_instruction, c.instruction))) AS instr_sd,"
-            " avg(length(coalesce(c.final_response, c.response))) AS resp_mean,"
-            " stddev_samp(length(coalesce(c.final_response, c.response))) AS resp_sd,"
-            " min(length(coalesce(c.final_response, c.response))) AS resp_min,"
-            " max(length(coalesce(c.final_response, c.response))) AS resp_max,"
-            " count(*) FILTER (c.review_status = 'edited') AS edited"
-            f" FROM candidates c WHERE {where} GROUP BY 1 ORDER BY 1", params)
-        sources = tx.all(
-            f"SELECT coalesce(d.source, '(unknown)'), count(*) FROM candidates c LEFT JOIN documents d ON d.id = c.doc_id "
-            f"WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1", params)
-        versions = tx.dicts(
-            f"WITH used AS (SELECT c.model_version AS name FROM candidates c WHERE {where} "
-            "UNION SELECT v.model_version FROM candidate_versions v JOIN candidates c ON c.id = v.candidate_id "
-            f"WHERE {where}) SELECT u.name, m.kind, m.base, m.steps, m.data_hash, m.created_at "
-            "FROM used u LEFT JOIN model_versions m ON m.name = u.name WHERE u.name IS NOT NULL ORDER BY u.name",
-            [*params, *params])
+    filters = cfg.filters()
+    langs = q.language_lengths(store, filters)
+    sources = q.sources(store, filters)
+    versions = q.model_versions_used(store, filters)
     codes = [r["lang"] for r in langs]
     review = {r["lang"]: r for r in curate.overview(store, [c for c in codes if c in LANGS])} if codes else {}
     agreement = curate.reviewer_stats(store, [c for c in codes if c in LANGS]) if codes else None
@@ -437,7 +326,7 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
         if r:
             lines.append(f"| {code} | {r['decided']} | {_pct(r['acceptance_rate'])} | {_pct(r['edit_rate'])} | "
                          f"{_f(r['mean_edit_distance'])} |")
-    lines += ["", RATES_CAPTION]
+    lines += ["", V.RATES_CAPTION]
     ag = facts["agreement"]
     if ag is not None and ag.multi_reviewed:
         lines += ["", f"Agreement between reviewers over {ag.multi_reviewed} pairs with two or more verdicts: "
@@ -468,9 +357,7 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
 def preview(store: Store, cfg: ExportConfig) -> int:
     """How many rows `cfg` would export."""
     cfg.validate()
-    where, params = cfg.where("c")
-    with store.session() as tx:
-        return int(tx.scalar(f"SELECT count(*) FROM candidates c WHERE {where}", params))
+    return count_selected(store, cfg.filters())
 
 
 def default_out(store: Store, user_name: str, fmt: str, now: datetime | None = None) -> Path:

@@ -4,9 +4,11 @@
 1. a calibrated scorer per language: logistic regression on the evaluator's features (refine.features) with
    the human label (accepted as is = 1; edited or rejected = 0), fitted on one half of the reviewed candidates (split
    by a hash of the candidate id) and reported on the other half (ROC-AUC, accuracy, best threshold);
-2. refinement examples: (original -> human-edited) instructions, which the refiner shows as in-context examples and
-   which are kept as a JSON Lines file;
-3. generator data: accepted and edited pairs in seed format, added to the seed to train a new generator version.
+2. refinement examples: (original -> human-edited) instructions, for the refiner to show as in-context examples;
+3. generator data: accepted and edited pairs in seed form, which `train_generator` adds to the seed when its config
+   says `human_pairs` (as `feedback(train=True)` does) to train a new generator version.
+All three are rows in the store (store.registry, one transaction with the watermark of decisions read), not files:
+`export_feedback` (`xinstruct feedback --out FOLDER`) writes them as JSON Lines on request.
 `new_round(store)` records the next round with the latest generator and calibration; `round_report` compares rounds.
 No leakage: an item's own decision never trains the calibration that scored it (scores are stored when a candidate is
 labelled, and a calibration only affects candidates labelled after it was fitted); the held-out report uses the half
@@ -24,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from . import vocab as V
 from .refine import Signals, features
-from .store import Store, to_json
+from .store import Store
+from .store import curation as cq
+from .store import registry
+from .store.registry import Calibration, GeneratorPair, RefinementExample
+from .vocab import human_label  # noqa: F401  (the calibration's target, defined once in the vocabulary)
 
 MIN_PER_CLASS = 3  # fewer reviewed examples of either class: no calibration for that language
-
-
-def human_label(status: str) -> int | None:
-    """1 = the pair was accepted as it was; 0 = it needed an edit or was rejected; None = not decided."""
-    return {"accepted": 1, "edited": 0, "rejected": 0}.get(status)
 
 
 def in_test_half(candidate_id: str) -> bool:
@@ -71,18 +73,6 @@ def fit_calibration(X: np.ndarray, y: np.ndarray, test: np.ndarray) -> Fit:
     return Fit(calibration, float(roc_auc_score(y[te], p)), accuracy, threshold, n_train, n_test)
 
 
-def _reviewed(store: Store, since_decision: int = 0) -> list[dict]:
-    with store.session() as tx:
-        return tx.dicts(
-            "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.raw_score AS gain, c.ll_text, c.score, "
-            "c.features, "
-            "c.instruction, c.response, c.final_instruction, c.final_response, d.text "
-            "FROM candidates c JOIN documents d ON d.id = c.doc_id "
-            "WHERE c.review_status IN ('accepted', 'edited', 'rejected') "
-            "AND EXISTS (SELECT 1 FROM decisions x WHERE x.candidate_id = c.id AND x.id > ?) ORDER BY c.id",
-            [since_decision])
-
-
 def calibrate(rows: list[dict]) -> dict[str, dict]:
     """Per-language fits from reviewed rows (each with p_good, gain, review_status, id, lang)."""
     out: dict[str, dict] = {}
@@ -99,47 +89,63 @@ def calibrate(rows: list[dict]) -> dict[str, dict]:
 
 
 def feedback(store: Store, *, train: bool = False, train_config=None, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Turn the decisions since the last feedback into a calibration, refinement examples and generator data."""
-    with store.session() as tx:
-        since = int(tx.scalar("SELECT coalesce(max(CAST(value AS BIGINT)), 0) FROM settings WHERE key = 'feedback.last_decision'") or 0)
-        last = int(tx.scalar("SELECT coalesce(max(id), 0) FROM decisions") or 0)
-        rnd = int(tx.scalar("SELECT coalesce(max(id), 1) FROM rounds") or 1)
+    """Turn the decisions since the last feedback into a calibration, refinement examples and generator pairs, stored
+    as rows with the new watermark in one transaction; then retrain the evaluator and (`train`) a generator on the
+    seed plus every stored human pair. `out_dir`: also write this run's data as JSON Lines files there."""
+    since, last = registry.feedback_watermark(store), registry.last_decision_id(store)
+    rnd = registry.current_round(store)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    out = Path(out_dir) if out_dir else (Path(str(store.path)).parent if not store.memory else Path("store")) / "feedback"
-    out.mkdir(parents=True, exist_ok=True)
     # 1. calibration on everything reviewed so far (more data, same no-leakage split by candidate)
-    rows = _reviewed(store)
+    rows = cq.reviewed_candidates(store)
     languages = calibrate([r for r in rows if r["p_good"] is not None])  # the gain evaluator's measurements
     name = f"calibration-r{rnd}-{stamp}"
+    calibration = None
     if any(v["calibration"] for v in languages.values()):
-        store.write(lambda tx: tx.execute(
-            "INSERT INTO model_versions (name, kind, metrics) VALUES (?, 'calibration', ?)",
-            [name, to_json({"languages": languages, "round": rnd, "reviewed": len(rows)})]))
+        fits = {lang: Calibration(lang, tuple(v["calibration"]["coef"]) if v["calibration"] else None,
+                                  v["calibration"]["intercept"] if v["calibration"] else None, v["auc"], v["accuracy"],
+                                  v["threshold"], v["n_train"], v["n_test"], v["note"])
+                for lang, v in languages.items()}
+        calibration = (name, {"languages": languages, "round": rnd, "reviewed": len(rows)}, fits)
     else:
         name = None
     # 2. refinement examples and 3. generator data from the new decisions
-    fresh = _reviewed(store, since)
-    edits = [{"lang": r["lang"], "text": r["text"], "before": r["instruction"], "after": r["final_instruction"],
-              "response_before": r["response"], "response_after": r["final_response"]}
-             for r in fresh if r["review_status"] == "edited"]
-    pairs = [{"id": f"human-{r['id']}", "lang": r["lang"], "instruction": r["final_instruction"] or r["instruction"],
-              "response": r["final_response"] or r["response"], "verb": None}
-             for r in fresh if r["review_status"] in ("accepted", "edited")]
-    examples_path = _write_jsonl(out / f"refine_examples-r{rnd}-{stamp}.jsonl", edits)
-    seed_path = _write_jsonl(out / f"seed-r{rnd}-{stamp}.jsonl", pairs)
-    store.set_setting("feedback.last_decision", str(last))
+    fresh = cq.reviewed_candidates(store, since)
+    edits = [RefinementExample(r["id"], r["lang"], r["text"], r["instruction"], r["final_instruction"], r["response"],
+                               r["final_response"]) for r in fresh if r["review_status"] == V.EDITED]
+    pairs = [GeneratorPair(r["id"], r["lang"], r["final_instruction"] or r["instruction"],
+                           r["final_response"] or r["response"])
+             for r in fresh if V.is_kept(r["review_status"]) and (r["final_instruction"] or r["instruction"])]
+    run = registry.record_feedback(store, round_id=rnd, last_decision=last, reviewed=len(rows),
+                                   calibration=calibration, pairs=pairs, examples=edits)
     evaluator_version = retrain_evaluator(store, rows, f"evaluator-r{rnd}-{stamp}")
-    result: dict[str, Any] = {"calibration": name, "languages": languages, "evaluator": evaluator_version,
-                              "refine_examples": len(edits),
-                              "generator_pairs": len(pairs), "files": [str(examples_path), str(seed_path)],
+    if evaluator_version:
+        registry.set_feedback_evaluator(store, run, evaluator_version["name"])
+    files = [str(p) for p in export_feedback(store, out_dir, run=run)] if out_dir else []
+    result: dict[str, Any] = {"run": run, "calibration": name, "languages": languages, "evaluator": evaluator_version,
+                              "refine_examples": len(edits), "generator_pairs": len(pairs), "files": files,
                               "generator": None}
     if train and pairs:
         from .train import TrainConfig, train_generator
 
         cfg = train_config or TrainConfig()
-        cfg.seed_files = [*cfg.seed_files, *_all_feedback_seed(out)] if cfg.seed_files else _packaged_plus(out)
+        cfg.human_pairs = True
         result["generator"] = train_generator(store, cfg)
     return result
+
+
+def export_feedback(store: Store, out_dir: str | Path, *, run: int | None = None) -> list[Path]:
+    """Write the stored feedback data (of one run, else of every run) as JSON Lines in `out_dir`: `seed-<tag>.jsonl`
+    (generator pairs in seed form: id, lang, instruction, response, verb; `xinstruct train generator --seed` reads it)
+    and `refine_examples-<tag>.jsonl` (lang, text, before, after, response_before, response_after). Returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = f"run{run}" if run is not None else "all"
+    pairs = [{"id": f"human-{p.candidate_id}", "lang": p.lang, "instruction": p.instruction, "response": p.response,
+              "verb": None} for p in registry.generator_pairs(store, run=run)]
+    edits = [{"lang": e.lang, "text": e.text, "before": e.instruction_before, "after": e.instruction_after,
+              "response_before": e.response_before, "response_after": e.response_after}
+             for e in registry.refinement_examples(store, run=run)]
+    return [_write_jsonl(out / f"refine_examples-{tag}.jsonl", edits), _write_jsonl(out / f"seed-{tag}.jsonl", pairs)]
 
 
 MIN_RETRAIN = 20  # reviewed drafts with the trained evaluator's features (and both outcomes) before it is retrained
@@ -159,7 +165,7 @@ def retrain_evaluator(store: Store, rows: list[dict], name: str) -> dict | None:
     if base is None or len(reviewed) < MIN_RETRAIN:
         return None
     feats = [json.loads(r["features"]) if isinstance(r["features"], str) else r["features"] for r in reviewed]
-    y = np.array([r["review_status"] in ("accepted", "edited") for r in reviewed], dtype=int)  # kept, the target
+    y = np.array([V.is_kept(r["review_status"]) for r in reviewed], dtype=int)  # kept, the target
     test = np.array([in_test_half(r["id"]) for r in reviewed])
     if len(set(y[~test])) < 2:
         return None
@@ -171,21 +177,9 @@ def retrain_evaluator(store: Store, rows: list[dict], name: str) -> dict | None:
         report["auc_after"] = round(float(roc_auc_score(y[test], new.predict_stored(held))), 3)
     new = trained.retrain(base, feats, y, name=name)  # the version in use learns from every decision
     new.metrics = {**(base.metrics or {}), "retrained": report}
-    folder = new.save(models_root() / name)
-    store.write(lambda tx: tx.execute(
-        "INSERT INTO model_versions (name, kind, path, metrics) VALUES (?, 'evaluator', ?, ?)",
-        [name, str(folder), to_json(report)]))
+    folder = new.save(models_root(store) / name)
+    registry.register_version(store, name, V.EVALUATOR, path=str(folder), metrics=report)
     return {"name": name, **report}
-
-
-def _packaged_plus(out: Path) -> list[str]:
-    from .seed import packaged_files
-
-    return [str(p) for p in packaged_files()] + _all_feedback_seed(out)
-
-
-def _all_feedback_seed(out: Path) -> list[str]:
-    return [str(p) for p in sorted(out.glob("seed-r*.jsonl")) if p.stat().st_size > 0]
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -194,25 +188,15 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def latest_version(store: Store, kind: str) -> str | None:
-    with store.session() as tx:
-        return tx.scalar("SELECT name FROM model_versions WHERE kind = ? ORDER BY created_at DESC, name DESC LIMIT 1", [kind])
+    """The newest model version of a kind (store.registry)."""
+    return registry.latest_version(store, kind)
 
 
 def new_round(store: Store, notes: str | None = None) -> dict:
     """Record the next round with the latest generator and calibration; generation then uses it by default."""
-    generator, evaluator = latest_version(store, "generator"), latest_version(store, "calibration")
-
-    def write(tx) -> int:
-        current = tx.scalar("SELECT max(id) FROM rounds")
-        if current is None:  # round 1 is implicit until the first `round new`
-            tx.execute("INSERT INTO rounds (id, notes) VALUES (1, 'initial round')")
-            current = 1
-        tx.execute("UPDATE rounds SET finished_at = current_timestamp WHERE id = ? AND finished_at IS NULL", [current])
-        tx.execute("INSERT INTO rounds (id, generator, evaluator, notes) VALUES (?, ?, ?, ?)",
-                   [current + 1, generator, evaluator, notes])
-        return current + 1
-
-    return {"round": store.write(write), "generator": generator, "evaluator": evaluator}
+    generator, evaluator = latest_version(store, V.GENERATOR), latest_version(store, V.CALIBRATION)
+    return {"round": registry.start_round(store, generator, evaluator, notes), "generator": generator,
+            "evaluator": evaluator}
 
 
 def round_report(store: Store) -> list[dict]:
@@ -220,21 +204,17 @@ def round_report(store: Store) -> list[dict]:
     definition every page and the dataset card use), the evaluator's agreement with the reviewers (quality.agreement,
     the one definition `xinstruct eval labels` and the review page use: ROC-AUC accept vs the rest), versions."""
     from .curate import review_rates
-    from .quality import STATUS_TO_LABEL, agreement
+    from .quality import agreement
 
     rated = review_rates(store, ("round", "lang"))
-    with store.session() as tx:
-        rows = tx.dicts(
-            "SELECT c.round_id, c.lang, c.review_status, c.score, c.model_version, "
-            "r.generator, r.evaluator FROM candidates c LEFT JOIN rounds r ON r.id = c.round_id "
-            "WHERE c.review_status IN ('accepted', 'edited', 'rejected') ORDER BY c.round_id, c.lang, c.id")
+    rows = cq.reviewed_by_round(store)
     groups: dict[tuple[int, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["round_id"], r["lang"]), []).append(r)
     report = []
     for (rnd, lang), items in sorted(groups.items()):
         r = rated[(rnd, lang)]
-        auc = agreement([STATUS_TO_LABEL[i["review_status"]] for i in items], [i["score"] for i in items]).auc_accept
+        auc = agreement([V.STATUS_TO_LABEL[i["review_status"]] for i in items], [i["score"] for i in items]).auc_accept
         report.append({
             "round": rnd, "lang": lang, "reviewed": r["decided"],
             "acceptance_rate": r["acceptance_rate"], "edit_rate": r["edit_rate"],

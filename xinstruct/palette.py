@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import vocab as V
+
 STATUS_COLORS: dict[str, str] = {
-    "pending": "#9E9E9E",  # grey: nobody has decided yet
-    "in_review": "#56B4E9",  # sky blue
-    "accepted": "#009E73",  # bluish green
-    "edited": "#E69F00",  # orange
-    "rejected": "#D55E00",  # vermillion
-    "conflict": "#CC79A7",  # reddish purple
-    "undecided": "#C8C8C8",  # light grey: pending, in review or in conflict (the score histogram's group)
+    V.PENDING: "#9E9E9E",  # grey: nobody has decided yet
+    V.IN_REVIEW: "#56B4E9",  # sky blue
+    V.ACCEPTED: "#009E73",  # bluish green
+    V.EDITED: "#E69F00",  # orange
+    V.REJECTED: "#D55E00",  # vermillion
+    V.CONFLICT: "#CC79A7",  # reddish purple
+    V.UNDECIDED: "#C8C8C8",  # light grey: pending, in review or in conflict (the score histogram's group)
 }
 
 ACTION_COLORS: dict[str, str] = {
-    "accept": STATUS_COLORS["accepted"],
-    "edit": STATUS_COLORS["edited"],
-    "reject": STATUS_COLORS["rejected"],
-    "skip": "#4D4D4D",  # dark grey
-    "undo": "#000000",  # black
-    "bulk_accept": "#00593F",  # dark green: accepted by a curator in bulk
-    "send_to_review": "#0072B2",  # blue: back to review
-    "adjudicate": "#7B3294",  # purple: a curator's final word on a conflict
-    "relabel_lang": "#8C6D31",  # brown: moved to another language
+    **{action: STATUS_COLORS[status] for action, status in V.STATUS_OF.items()},  # accept = accepted, ...
+    V.SKIP: "#4D4D4D",  # dark grey
+    V.UNDO: "#000000",  # black
+    V.BULK_ACCEPT: "#00593F",  # dark green: accepted by a curator in bulk
+    V.SEND_TO_REVIEW: "#0072B2",  # blue: back to review
+    V.ADJUDICATE: "#7B3294",  # purple: a curator's final word on a conflict
+    V.RELABEL_LANG: "#8C6D31",  # brown: moved to another language
 }
 
 # Which palette a chart's colour field uses.

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import vocab as V
 from .errors import XInstructError
 from .langs import check_lang
 
-LABELS = ("accept", "edit", "reject")
-STATUS_TO_LABEL = {"accepted": "accept", "edited": "edit", "rejected": "reject"}
+LABELS = V.HUMAN_LABELS
+STATUS_TO_LABEL = V.STATUS_TO_LABEL
 MIN_PER_CLASS = 5  # fewer of either class: no AUC (it would be noise)
 ECE_BINS = 5
 
@@ -77,21 +78,10 @@ def read_labels(path: str | Path) -> list[Label]:
 
 def store_labels(store, lang: str | None = None) -> list[Label]:
     """The store's human decisions as labels, with the score each candidate had when it was labelled."""
-    with store.session() as tx:
-        rows = tx.all(
-            "SELECT c.id, c.lang, coalesce(v.instruction, c.instruction), c.response, c.review_status, "
-            "c.final_instruction, c.score FROM candidates c LEFT JOIN candidate_versions v ON v.candidate_id = c.id "
-            "AND v.version = c.version AND v.stage IN ('generate', 'refine') "
-            "WHERE c.review_status IN ('accepted', 'edited', 'rejected') " + ("AND c.lang = ? " if lang else "")
-            + "ORDER BY c.id", [lang] if lang else [])
-    seen, out = set(), []
-    for cid, lg, instruction, response, status, final, score in rows:
-        if cid in seen:
-            continue
-        seen.add(cid)
-        out.append(Label(cid, lg, instruction, response, STATUS_TO_LABEL[status],
-                         final if status == "edited" else None, score))
-    return out
+    from .store.curation import reviewed_labels
+
+    return [Label(cid, lg, instruction, response, STATUS_TO_LABEL[status], final if status == V.EDITED else None, score)
+            for cid, lg, instruction, response, status, final, score in reviewed_labels(store, lang)]
 
 
 @dataclass
@@ -137,10 +127,10 @@ def agreement(labels: Sequence[str], scores: Sequence[float | None]) -> Agreemen
     if not pairs:
         return Agreement(0, 0, 0, 0, None, None, None, None, None)
     s = np.array([float(x) for _, x in pairs])
-    accept = np.array([lab == "accept" for lab, _ in pairs], dtype=float)
-    usable = np.array([lab != "reject" for lab, _ in pairs], dtype=float)
+    accept = np.array([lab == V.ACCEPT for lab, _ in pairs], dtype=float)
+    usable = np.array([lab != V.REJECT for lab, _ in pairs], dtype=float)
     return Agreement(
-        n=len(pairs), accept=counts["accept"], edit=counts["edit"], reject=counts["reject"],
+        n=len(pairs), accept=counts[V.ACCEPT], edit=counts[V.EDIT], reject=counts[V.REJECT],
         auc_accept=_auc(accept, s), auc_usable=_auc(usable, s),
         brier=round(float(np.mean((s - usable) ** 2)), 3),
         ece=round(expected_calibration_error(usable, s), 3),
@@ -158,7 +148,7 @@ def by_language(labels: Iterable[Label], scores: dict[str, float | None]) -> dic
     return out
 
 
-def bootstrap_auc(labels: Sequence[str], scores: Sequence[float], positive: tuple[str, ...] = ("accept",),
+def bootstrap_auc(labels: Sequence[str], scores: Sequence[float], positive: tuple[str, ...] = (V.ACCEPT,),
                   reps: int = 1000, seed: int = 0) -> tuple[float, float] | None:
     """95% percentile interval of the ROC-AUC (resampling labelled items)."""
     from sklearn.metrics import roc_auc_score

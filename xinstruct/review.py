@@ -34,21 +34,10 @@ from .auth import User, authorize, utcnow
 from .errors import AccessDenied, InputError, StoreError
 from .langs import LANGS
 from .store import Store, Tx, to_json
+# The words of the decision log and the review states are defined once, in the vocabulary.
+from .vocab import ACTIONS, CURATOR_ACTIONS, FINAL_STATUSES, REJECT_REASONS, REVIEW_ACTIONS, STATUS_OF  # noqa: F401
+from .vocab import VERDICTS as COMPLETING  # a completed review; skip is not one
 
-REVIEW_ACTIONS = ("accept", "edit", "reject", "skip")
-CURATOR_ACTIONS = ("bulk_accept", "send_to_review", "adjudicate")
-ACTIONS = (*REVIEW_ACTIONS, "undo", *CURATOR_ACTIONS)
-COMPLETING = ("accept", "edit", "reject")  # a completed review; skip is not one
-FINAL_STATUSES = ("accepted", "edited", "rejected")
-STATUS_OF = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
-REJECT_REASONS: dict[str, str] = {
-    "wrong_language": "Wrong language",
-    "not_an_answer": "Not an answer to the instruction",
-    "unsafe": "Unsafe or harmful",
-    "personal_data": "Contains personal data",
-    "poor_quality": "Poor quality text",
-    "other": "Other (describe)",
-}
 GUIDELINES_KEY = "guidelines"
 DEFAULT_GUIDELINES = """\
 ### How to review

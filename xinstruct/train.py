@@ -5,8 +5,11 @@ write the instruction after it: the loss covers only the instruction tokens (and
 prompt's labels are -100. Examples are cut to `max_tokens` by shortening the text, never the instruction.
 
 LoRA (peft) on every linear projection by default; `lora=False` fine-tunes all weights. The result is saved under
-`<models root>/<name>/` with metadata.json and registered in `model_versions` (kind 'generator'), so
-`xinstruct generate --model NAME` uses it.
+`<models root>/<name>/` (`models/` beside the database the command was given, see models.hf.models_root) with
+metadata.json and registered in `model_versions` (kind 'generator'), so `xinstruct generate --model NAME` uses it.
+
+With `human_pairs`, the accepted and edited pairs that `xinstruct feedback` stored (store.registry.generator_pairs) are
+added to the seed pairs: they are read from the store, never from files.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from .models.embedded import EMBEDDED_NAME
 from .models.hf import load_hf, models_root, resolve_model
 from .prompts import PROMPT_VERSION, build_generation_prompt, parse_instruction
 from .seed import SeedPair, data_hash, load_seed, split_heldout
-from .store import Store, to_json
+from .store import Store, registry
+from .vocab import GENERATOR
 
 
 @dataclass
@@ -38,6 +42,7 @@ class TrainConfig:
     """Settings of backward-model training."""
 
     seed_files: list[str] = field(default_factory=list)  # seed .jsonl files; empty = the packaged seed set
+    human_pairs: bool = False  # add the accepted and edited pairs stored by `xinstruct feedback` (every run)
     langs: list[str] = field(default_factory=list)  # train on these languages only; empty = every language in the files
     holdout_every: int = 0  # hold out every N-th pair per language for evaluation (seed.split_heldout); 0 = use all
     base: str = EMBEDDED_NAME  # base model: gemma3-270m (embedded), a model folder, or a model version name
@@ -131,8 +136,16 @@ def total_steps(cfg: TrainConfig, n_examples: int) -> int:
     return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
 
 
-def training_pairs(cfg: TrainConfig) -> tuple[list[SeedPair], list[SeedPair]]:
-    pairs = [p for p in load_seed(files=cfg.seed_files or None) if not cfg.langs or p.lang in cfg.langs]
+def training_pairs(cfg: TrainConfig, store: Store | None = None) -> tuple[list[SeedPair], list[SeedPair]]:
+    """(train, held-out) pairs: the seed files (or the packaged seed), plus with `cfg.human_pairs` the human pairs
+    stored in `store` by the feedback loop."""
+    pairs = load_seed(files=cfg.seed_files or None)
+    if cfg.human_pairs:
+        if store is None:
+            raise ConfigError("human_pairs needs the store the feedback loop wrote them to")
+        pairs += [SeedPair(f"human-{p.candidate_id}", p.lang, p.instruction, p.response)
+                  for p in registry.generator_pairs(store)]
+    pairs = [p for p in pairs if not cfg.langs or p.lang in cfg.langs]
     train, held = split_heldout(pairs, cfg.holdout_every)
     if not train:
         raise XInstructError("no seed pairs to train on; pass --seed FILE (JSON Lines with lang, instruction, response)")
@@ -145,7 +158,7 @@ def train_generator(store: Store, cfg: TrainConfig | None = None) -> str:
 
     cfg = cfg or TrainConfig()
     cfg.validate()
-    train, held = training_pairs(cfg)
+    train, held = training_pairs(cfg, store)
     digest = data_hash(train)
     name = cfg.name or f"backward-{digest[:8]}"
     folder = _new_model_folder(store, name)
@@ -171,10 +184,9 @@ def train_generator(store: Store, cfg: TrainConfig | None = None) -> str:
 def _new_model_folder(store: Store, name: str) -> Path:
     if "/" in name or name.startswith(".") or name == EMBEDDED_NAME:
         raise ConfigError(f"invalid model name {name!r}; use letters, digits, '-', '_' (not {EMBEDDED_NAME})")
-    with store.session() as tx:
-        if tx.scalar("SELECT 1 FROM model_versions WHERE name = ?", [name]):
-            raise XInstructError(f"model version {name!r} already exists; choose another --name")
-    folder = models_root() / name
+    if registry.version_exists(store, name):
+        raise XInstructError(f"model version {name!r} already exists; choose another --name")
+    folder = models_root(store) / name
     if folder.exists() and any(folder.iterdir()):
         raise XInstructError(f"{folder} already exists and is not empty; choose another --name or remove the folder")
     return folder
@@ -256,12 +268,9 @@ def half_adapter(path: Path) -> None:
 
 def _register(store: Store, name: str, folder: Path, meta: dict) -> None:
     metrics = {k: meta[k] for k in ("losses", "pairs", "heldout_pairs", "langs", "method", "train_seconds")}
-    store.write(lambda tx: tx.execute(
-        "INSERT INTO model_versions (name, kind, base, path, data_hash, steps, final_loss, metrics) "
-        "VALUES (?, 'generator', ?, ?, ?, ?, ?, ?)",
-        [name, meta["base"], str(folder.resolve()), meta["data_hash"], meta["steps"], meta["final_loss"],
-         to_json(metrics)],
-    ))
+    registry.register_version(store, name, GENERATOR, base=meta["base"], path=str(folder.resolve()),
+                              data_hash=meta["data_hash"], steps=meta["steps"], final_loss=meta["final_loss"],
+                              metrics=metrics)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -104,9 +104,14 @@ def feedback(
     train: Annotated[bool, typer.Option("--train/--no-train", help="Also train a new generator version on the accepted and edited pairs.")] = False,
     epochs: Annotated[Optional[float], typer.Option(min=0.01, help="Training epochs (with --train), at least 0.01.")] = None,
     base: Annotated[Optional[str], typer.Option(help="Base model for training (default: embedded Gemma 3 270M).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write this run's generator pairs and refinement examples "
+                                                     "as JSON Lines files in this folder (they are always stored in "
+                                                     "the database).")] = None,
     db: DbOption = None,
 ) -> None:
     """Turn review decisions into a calibrated evaluator, refinement examples and (with --train) a new generator.
+
+    The data is stored in the database, where training and refinement read it; --out also writes it as files.
 
     Example: xinstruct feedback --train
     """
@@ -117,13 +122,15 @@ def feedback(
         from ..train import TrainConfig
 
         train_cfg = override(TrainConfig(), epochs=epochs, base=base)
-    result = feedback_mod.feedback(open_store(db), train=train, train_config=train_cfg)
+    result = feedback_mod.feedback(open_store(db), train=train, train_config=train_cfg, out_dir=out)
     for lang, fit in result["languages"].items():
         auc = "n/a" if fit["auc"] is None else f"{fit['auc']:.3f}"
         typer.echo(f"{lang}: calibration {'fitted' if fit['calibration'] else 'skipped'} on {fit['n_train']}, "
                    f"held-out {fit['n_test']}: ROC-AUC {auc}, threshold {fit['threshold']} {fit['note']}")
     typer.echo(f"calibration version: {result['calibration']}; refinement examples {result['refine_examples']}; "
                f"generator pairs {result['generator_pairs']}; new generator: {result['generator']}")
+    for path in result["files"]:
+        typer.echo(f"wrote {path}")
 
 
 round_app = typer.Typer(help="Rounds of generation and review.", no_args_is_help=True)

