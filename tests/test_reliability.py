@@ -279,7 +279,6 @@ def rich_store(store: Store) -> None:
     store.write(lambda tx: tx.execute("UPDATE documents SET minhash = ?::BLOB, meta = ? WHERE id = (SELECT min(id) "
                                       "FROM documents)", [b"\x00\x01\xff", '{"k": [1, "ü"]}']))
     store.write(lambda tx: tx.execute("INSERT INTO doc_bands VALUES (18446744073709551615, 'd1'), (7, 'd2')"))
-    store.write(lambda tx: tx.execute("INSERT INTO stage_batches (stage, batch_key, stats) VALUES ('x', 'y', '{}')"))
 
 
 def test_backup_and_restore_through_the_cli_round_trip_exactly(file_store, tmp_path):

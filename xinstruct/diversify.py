@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .store import Store, Tx
+from .store import candidates as stored
 
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
 
@@ -86,13 +87,7 @@ def _hash(text: str) -> str:
 def embed_candidates(store: Store, rows: list[tuple[str, str]], embedder: Embedder, cfg: DiversifyConfig) -> np.ndarray:
     """Vectors for (candidate_id, instruction) rows, reusing stored ones whose instruction has not changed."""
     ids = [r[0] for r in rows]
-    with store.session() as tx:
-        cached = {
-            cid: (h, vec)
-            for cid, h, vec in tx.all(
-                "SELECT candidate_id, instruction_hash, vector FROM embeddings WHERE model = ? AND candidate_id IN "
-                "(SELECT unnest(?::VARCHAR[]))", [embedder.name, ids])
-        }
+    cached = stored.stored_embeddings(store, embedder.name, ids)
     missing = [i for i, (cid, ins) in enumerate(rows) if cid not in cached or cached[cid][0] != _hash(ins)]
     vectors = np.zeros((len(rows), 0), dtype=np.float32)
     if missing:
@@ -100,12 +95,8 @@ def embed_candidates(store: Store, rows: list[tuple[str, str]], embedder: Embedd
         vectors = np.zeros((len(rows), new.shape[1]), dtype=np.float32)
         vectors[missing] = new
 
-        def save(tx: Tx) -> None:
-            tx.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
-                [(rows[i][0], embedder.name, _hash(rows[i][1]), vectors[i].tolist()) for i in missing])
-
-        store.write(save)
+        store.write(lambda tx: stored.save_embeddings(
+            tx, embedder.name, [(rows[i][0], _hash(rows[i][1]), vectors[i].tolist()) for i in missing]))
     for i, (cid, _) in enumerate(rows):
         if cid in cached and cached[cid][0] == _hash(rows[i][1]):
             vec = np.asarray(cached[cid][1], dtype=np.float32)
@@ -176,15 +167,10 @@ def cluster_label(instructions: list[str]) -> str:
 def run(store: Store, cfg: DiversifyConfig | None = None, embedder: Embedder | None = None) -> dict[str, Any]:
     cfg = cfg or DiversifyConfig()
     cfg.validate()
-    with store.session() as tx:
-        langs = [cfg.lang] if cfg.lang else [r[0] for r in tx.all(
-            "SELECT DISTINCT lang FROM candidates WHERE gen_status = 'ok' ORDER BY lang")]
+    langs = [cfg.lang] if cfg.lang else stored.generated_langs(store)
     stats: dict[str, Any] = {}
     for lang in langs:
-        with store.session() as tx:
-            rows = tx.all(
-                "SELECT id, instruction, score, label FROM candidates WHERE gen_status = 'ok' AND lang = ? "
-                "AND instruction IS NOT NULL ORDER BY id", [lang])
+        rows = stored.for_clustering(store, lang)
         if not rows:
             continue
         embedder = embedder or default_embedder(cfg.embedder)
@@ -209,10 +195,7 @@ def run(store: Store, cfg: DiversifyConfig | None = None, embedder: Embedder | N
                 "cluster_distance": [float(d) for d in distance],
                 "selected": [i in chosen for i in ids],
             })
-            with tx.registered("_xi_div", table):
-                tx.execute(
-                    "UPDATE candidates SET cluster = d.cluster, cluster_label = d.cluster_label, "
-                    "cluster_distance = d.cluster_distance, selected = d.selected FROM _xi_div d WHERE candidates.id = d.id")
+            stored.save_clusters(tx, table)
 
         store.write(save)
         stats[lang] = {"candidates": len(rows), "clusters": int(k), "selected": len(chosen),

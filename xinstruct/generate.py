@@ -25,6 +25,9 @@ from .models.base import Generation, Model, SamplingParams, load_model
 from .prompts import PROMPT_VERSION, build_generation_prompt, parse_instruction
 from .seed import SeedPair, load_seed
 from .store import Store, Tx, to_json
+from .store import candidates as stored_candidates
+from .store import documents as stored_documents
+from .store import registry
 
 BACKENDS = ("embedded", "transformers", "vllm", "llamacpp", "fake")
 DEFAULT_FEW_SHOT = 2
@@ -115,19 +118,12 @@ def is_backward_model(model: Model) -> bool:
 
 
 def current_round(store: Store) -> int:
-    with store.session() as tx:
-        return tx.scalar("SELECT max(id) FROM rounds") or 1
+    """The latest round (1 when none was started)."""
+    return registry.current_round(store)
 
 
 def candidate_id(doc_id: str, round_id: int) -> str:
     return hashlib.sha256(f"{doc_id}\x1f{round_id}".encode()).hexdigest()[:20]
-
-
-_PENDING = """
-    FROM documents d
-    WHERE d.status = 'kept' AND d.lang IN ({langs})
-      AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.doc_id = d.id AND c.round_id <= ?)
-"""  # a document is used once: a later round generates only for documents no earlier round used
 
 
 def count_pending(store: Store, langs: Sequence[str], round_id: int) -> int:
@@ -135,27 +131,14 @@ def count_pending(store: Store, langs: Sequence[str], round_id: int) -> int:
 
 
 def pending_by_lang(store: Store, langs: Sequence[str], round_id: int) -> dict[str, int]:
-    """Documents still to generate for, per language (languages with none are left out)."""
-    sql = "SELECT d.lang, count(*) " + _PENDING.format(langs=", ".join("?" * len(langs))) + " GROUP BY d.lang"
-    with store.session() as tx:
-        return {lang: int(n) for lang, n in tx.all(sql, [*langs, round_id])}
+    """Documents still to generate for, per language (languages with none are left out). A document is used once: a
+    later round generates only for documents no earlier round used."""
+    return stored_documents.pending_by_lang(store, langs, round_id)
 
 
 def next_pending(store: Store, quota: dict[str, int], round_id: int, n: int) -> list[Doc]:
     """Up to `n` pending documents, at most quota[lang] of each language, in (language, id) order."""
-    langs = [lang for lang in sorted(quota) if quota[lang] > 0]
-    if not langs or n <= 0:
-        return []
-    # ids first, texts for those n only: the anti-join then reads ids and languages, not every pending document's text
-    # (seconds per batch on a store of 50,000 pending documents, with the file held while the app waits)
-    sql = ("SELECT p.id, p.lang, d.text FROM (SELECT id, lang FROM (SELECT d.id, d.lang, "
-           "row_number() OVER (PARTITION BY d.lang ORDER BY d.id) AS rn "
-           + _PENDING.format(langs=", ".join("?" * len(langs)))
-           + ") q WHERE rn <= CASE lang " + " ".join("WHEN ? THEN ?" for _ in langs) + " ELSE 0 END "
-           "ORDER BY lang, id LIMIT ?) p JOIN documents d ON d.id = p.id ORDER BY p.lang, p.id")
-    params = [*langs, round_id, *[x for lang in langs for x in (lang, quota[lang])], n]
-    with store.session() as tx:
-        return [Doc(*row) for row in tx.all(sql, params)]
+    return [Doc(*row) for row in stored_documents.next_pending(store, quota, round_id, n)]
 
 
 def pick_examples(pool: Sequence[SeedPair], k: int, key: str) -> list[SeedPair]:
@@ -181,23 +164,7 @@ def write_batch(tx: Tx, rows: list[dict]) -> int:
 
     A rejected candidate keeps instruction NULL; its version row holds the raw model output and the reason.
     """
-    if not rows:
-        return 0
-    marks = ", ".join("?" * len(rows))
-    stored = {r[0] for r in tx.all(f"SELECT id FROM candidates WHERE id IN ({marks})", [r["id"] for r in rows])}
-    new = [r for r in rows if r["id"] not in stored]
-    tx.executemany(
-        "INSERT OR IGNORE INTO candidates (id, doc_id, lang, round_id, instruction, response, version, gen_status, "
-        "gen_reason, model_version, prompt_version, sampling) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
-        [[r["id"], r["doc_id"], r["lang"], r["round_id"], r["instruction"], r["response"], r["gen_status"],
-          r["gen_reason"], r["model_version"], r["prompt_version"], r["sampling"]] for r in new],
-    )
-    tx.executemany(
-        "INSERT INTO candidate_versions (candidate_id, version, stage, instruction, reason, round_id, model_version) "
-        "VALUES (?, 1, 'generate', ?, ?, ?, ?)",
-        [[r["id"], r["instruction"] or r["raw"], r["gen_reason"], r["round_id"], r["model_version"]] for r in new],
-    )
-    return len(new)
+    return stored_candidates.add_generated(tx, rows)
 
 
 def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = None) -> dict:

@@ -1,7 +1,8 @@
 """`xinstruct run`: ingest -> generate -> refine -> diversify for the chosen languages, from one YAML file.
 
 Every stage skips the work that is already stored, so rerunning the same config after a crash or Ctrl-C resumes where
-it stopped. Example config (every key optional; unknown keys are errors):
+it stopped. What is stored is the only record of progress: there is no separate "stage done" marker that could disagree
+with it (a stage "done" yesterday has new work after today's ingest); the summary of a run is printed, not stored. Example config (every key optional; unknown keys are errors):
 
     languages: [sw, ur]
     inputs: [corpus/sw.jsonl, corpus/ur.jsonl]   # relative to the config file
@@ -126,7 +127,5 @@ def run(store: Store, cfg: PipelineConfig, base: Path, *, model=None, evaluator=
                     result.update(diversify.run(store, stage_cfg, embedder=embedder))
         seconds = round(time.monotonic() - start, 1)
         summary[stage] = {"seconds": seconds, **({"result": result} if result else {})}
-        store.write(lambda tx, s=stage, r=summary[stage]: tx.execute(
-            "INSERT OR REPLACE INTO stage_batches VALUES (?, ?, current_timestamp, ?)", ["run", s, to_json(r)]))
         echo(f"   {stage} done in {seconds} s: {to_json(result)[:400]}")
     return summary

@@ -9,6 +9,7 @@ import typer
 
 from .. import generate as generate_mod
 from .. import train as train_mod
+from ..store import registry
 from ._app import DbOption, app, open_store
 
 train_app = typer.Typer(help="Train models from the store and the seed data.\n\nExample: xinstruct train generator",
@@ -99,7 +100,6 @@ def train_generator(
     )
     store = open_store(db)
     version = train_mod.train_generator(store, cfg)
-    with store.session() as tx:
-        path, steps, loss = tx.one("SELECT path, steps, final_loss FROM model_versions WHERE name = ?", [version])
-    typer.echo(f"trained {version}: {steps} steps, final loss {loss:.3f}, saved in {path}")
+    trained = registry.model_version(store, version)
+    typer.echo(f"trained {version}: {trained.steps} steps, final loss {trained.final_loss:.3f}, saved in {trained.path}")
     typer.echo(f"use it: xinstruct generate --model {version}")
