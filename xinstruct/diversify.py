@@ -8,45 +8,49 @@ Each cluster gets a readable label from its most common instruction verb and obj
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from .config import setting
+from .langs import check_lang
 from .store import Store, Tx
 from .store import candidates as stored
 
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
 
 
+Algorithm = Literal["kmeans", "minibatch", "auto"]
+MINIBATCH_ABOVE = 20_000  # candidates of one language above which `auto` uses mini-batch k-means
+
+
 @dataclass
 class DiversifyConfig:
-    """Settings of the diversification stage."""
+    """Settings of the diversification stage (each field's default, help and range also make the `xinstruct diversify`
+    option)."""
 
-    lang: str | None = None  # only this language (default: each language separately)
-    target: int = 1000  # candidates to select per language
-    k: int | None = None  # clusters per language (default: target, capped by the number of candidates)
-    embedder: str | None = None  # sentence-transformers folder; default: the embedded all-MiniLM-L6-v2
-    algorithm: str = "auto"  # kmeans | minibatch | auto (mini-batch above 20,000 candidates)
-    seed: int = 0  # k-means seed: same seed and store, same selection
-    batch_size: int = 128  # sentences per embedding batch
-    distance_weight: float = 0.5  # in a cluster, pick the max of score - weight * distance to the centroid
-    progress: bool = True
+    lang: str | None = setting(None, "only this language; default: each language separately")
+    target: int = setting(1000, "candidates to select per language", min=1)
+    k: int | None = setting(None, "clusters per language; default: target, capped by the number of candidates", min=1)
+    embedder: str | None = setting(None, "sentence-transformers folder; default: the embedded all-MiniLM-L6-v2")
+    algorithm: Algorithm = setting("auto", "kmeans | minibatch | auto (mini-batch above 20,000 candidates)")
+    seed: int = setting(0, "k-means seed: same seed and store, same selection", min=0, max=2**32 - 1)
+    batch_size: int = setting(128, "sentences per embedding batch", min=1)
+    distance_weight: float = setting(0.5, "in a cluster, pick the max of score - weight * distance to the centroid",
+                                     min=0)
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
         """Refuse settings that would select nothing or fail half-way (target 0 would clear the selection)."""
-        from .config import check
+        from .config import check_fields
 
-        check([
-            (self.target >= 1, f"target must be at least 1 (got {self.target})"),
-            (self.k is None or self.k >= 1, f"k must be at least 1 (got {self.k})"),
-            (self.algorithm in ("kmeans", "minibatch", "auto"), f"algorithm must be kmeans, minibatch or auto (got {self.algorithm!r})"),
-            (0 <= self.seed < 2**32, f"seed must be in 0..2**32-1 (got {self.seed})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.distance_weight >= 0, f"distance_weight must be 0 or more (got {self.distance_weight})"),
-        ])
+        check_fields(self)
+        if self.lang is not None:
+            self.lang = check_lang(self.lang)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -113,8 +117,12 @@ def cluster(vectors: np.ndarray, k: int, seed: int = 0, algorithm: str = "auto")
     """k-means labels and each point's cosine distance to its centroid."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
+    if algorithm not in typing.get_args(Algorithm):  # the config checks it; a direct caller gets the same rule
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown algorithm {algorithm!r}; use one of {', '.join(typing.get_args(Algorithm))}")
     k = max(1, min(k, len(vectors)))
-    if algorithm == "minibatch" or (algorithm == "auto" and len(vectors) > 20_000):
+    if algorithm == "minibatch" or (algorithm == "auto" and len(vectors) > MINIBATCH_ABOVE):
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
     else:
         km = KMeans(n_clusters=k, random_state=seed, n_init=1)

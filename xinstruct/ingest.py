@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import langid
+from .config import setting
 from .errors import InputError
 from .langs import LANGS, check_lang
 from .store import Store, to_json
@@ -49,34 +50,34 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class IngestConfig:
-    """Settings of the ingest stage."""
+    """Settings of the ingest stage (each field's default, help and range also make the `xinstruct ingest` option)."""
 
-    lang: str | None = None  # declared language for every record (else the record's `lang` field, else detected)
-    text_field: str = "text"  # field holding the document text
-    url_field: str = "url"  # field holding the source url
-    timestamp_field: str = "timestamp"  # field holding the crawl time
-    lang_field: str = "lang"  # field holding a declared language code
-    min_chars: int = 300  # shorter documents are dropped (too_short)
-    max_chars: int = 3000  # longer documents are dropped (too_long)
-    near_dup_threshold: float = 0.8  # estimated Jaccard of shingle sets (word bigrams; Thai: character 5-grams) above which a document is a near duplicate
-    min_lang_confidence: float = 0.5  # below this the language is 'uncertain' (mixed or unclear text) and dropped
-    batch_size: int = 5000  # documents per transaction (and per unit of work for the worker processes)
-    workers: int = 0  # processes analysing documents of large files (0 = one per core, 1 = none: all in this process)
-    progress: bool = True  # show a progress bar
+    lang: str | None = setting(None, "declared language of every document (bn fi hi id sw ta th tr ur vi); default: "
+                                     "each record's language field, else the detected language")
+    text_field: str = setting("text", "field (or column) holding the document text")
+    url_field: str = setting("url", "field holding the source url")
+    timestamp_field: str = setting("timestamp", "field holding the crawl time")
+    lang_field: str = setting("lang", "field holding a declared language code")
+    min_chars: int = setting(300, "shorter documents are dropped (too_short), in characters", min=0)
+    max_chars: int = setting(3000, "longer documents are dropped (too_long), in characters", min=1)
+    near_dup_threshold: float = setting(
+        0.8, "estimated Jaccard similarity of shingle sets (word bigrams; Thai: character 5-grams) above which a "
+             "document is a near duplicate", above=0, max=1)
+    min_lang_confidence: float = setting(
+        0.5, "below this the language is 'uncertain' (mixed or unclear text) and the document dropped", min=0, max=1)
+    batch_size: int = setting(5000, "documents per transaction (and per unit of work for the worker processes)", min=1)
+    workers: int = setting(0, "processes analysing documents of large files (0 = one per core, 1 = none: all in this "
+                              "process)", min=0, zero="one per core")
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
-        from .config import check
+        from .config import check, check_fields
 
+        check_fields(self)
         if self.lang is not None:
             self.lang = check_lang(self.lang)
-        check([
-            (self.min_chars >= 0, f"min_chars must be 0 or more (got {self.min_chars})"),
-            (self.max_chars > self.min_chars, f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"),
-            (0 < self.near_dup_threshold <= 1, f"near_dup_threshold must be in (0, 1] (got {self.near_dup_threshold})"),
-            (0 <= self.min_lang_confidence <= 1, f"min_lang_confidence must be in [0, 1] (got {self.min_lang_confidence})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.workers >= 0, f"workers must be 0 (one per core) or more (got {self.workers})"),
-        ])
+        check([(self.max_chars > self.min_chars,
+                f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})")])
 
 
 @dataclass

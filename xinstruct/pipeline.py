@@ -41,6 +41,13 @@ class PipelineConfig:
     refine: dict = field(default_factory=dict)  # RefineConfig fields
     diversify: dict = field(default_factory=dict)  # DiversifyConfig fields
 
+    def validate(self) -> None:
+        """Stage names and languages (the stage sections are checked by `stage_configs`, before anything runs)."""
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise ConfigError(f"unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
+        self.languages = [check_lang(lang) for lang in self.languages]
+
 
 def load_config(path: str | Path | None) -> tuple[PipelineConfig, Path]:
     """Read and validate a pipeline YAML (None: defaults). Returns the config and the folder inputs are relative to."""
@@ -57,12 +64,9 @@ def load_config(path: str | Path | None) -> tuple[PipelineConfig, Path]:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (languages, inputs, stages, ...)")
-    cfg = from_dict(PipelineConfig, data, str(path))
-    bad = [s for s in cfg.stages if s not in STAGES]
-    if bad:
-        raise ConfigError(f"{path}: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
-    cfg.languages = [check_lang(lang, path=str(path)) for lang in cfg.languages]
-    return cfg, path.parent
+    for lang in data.get("languages") or []:  # named with the file (the check in validate() cannot say which)
+        check_lang(lang, path=str(path))
+    return from_dict(PipelineConfig, data, str(path)), path.parent
 
 
 def stage_configs(cfg: PipelineConfig, where: str = "config") -> dict[str, Any]:

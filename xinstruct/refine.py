@@ -19,9 +19,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from .langs import LANGS
+from .config import setting
+from .generate import Backend
+from .langs import LANGS, check_lang
 from .models.base import Model, SamplingParams
 from .store import Store, Tx
 from .store import candidates as stored
@@ -145,41 +147,42 @@ def clean_response(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclass
 class RefineConfig:
-    """Settings of the refinement stage."""
+    """Settings of the refinement stage (each field's default, help and range also make the `xinstruct refine` option)."""
 
-    lang: str | None = None  # only this language (default: all)
-    rounds: int = 0  # rewrite rounds after labelling; 0 = label only (measured: rewrites did not raise the accept rate)
-    evaluator: str = "trained"  # trained: the shipped evaluator, P(accepted as is); gain: the likelihood-gain score
-    model: str | None = None  # gain evaluator / text judge: version name, local path, or None for the embedded base
-    backend: str | None = None  # embedded | transformers | vllm | fake
-    batch_size: int = 8  # candidates per model call and per transaction
-    good_at: float | None = None  # score at or above which a candidate is good (None: the evaluator's own threshold)
-    bad_below: float | None = None  # score below which a candidate is bad (None: the evaluator's own threshold)
-    variants: int = 3  # rewrites tried per flawed candidate; the best-scored one is kept if it beats the current one
-    min_improvement: float = 0.02  # a rewrite must raise the score by this much to replace the instruction
-    max_text_chars: int = 1500  # the text shown to the model is cut here (scores use the same cut)
-    clean_responses: bool = False  # remove boilerplate lines from responses (never anything else)
-    judge: str = "probs"  # probs: label from the score; text: the model writes a verdict (large models), parsed
-    limit: int | None = None  # at most this many candidates per language (for trials); None = all
-    progress: bool = True
+    lang: str | None = setting(None, "only this language; default: all")
+    rounds: int = setting(0, "rewrite rounds after labelling (0 = label only, the default: measured on held-out drafts, "
+                             "rewrites changed 18 of 97, 3 for the better, none accepted as is)", min=0, zero="label only")
+    evaluator: Literal["trained", "gain"] = setting(
+        "trained", "trained: the shipped (or last retrained) evaluator, P(a reviewer keeps the draft); gain: the earlier "
+                   "likelihood-gain score")
+    model: str | None = setting(None, "model of the gain evaluator or the text judge: version name or folder; default: "
+                                      "the embedded base model")
+    backend: Backend | None = setting(None, "embedded | transformers | vllm | llamacpp | fake; default: embedded")
+    batch_size: int = setting(8, "candidates per model call and per transaction", min=1)
+    good_at: float | None = setting(None, "score at or above which a candidate is good; default: the evaluator's own "
+                                          "threshold", min=0, max=1)
+    bad_below: float | None = setting(None, "score below which a candidate is bad; default: the evaluator's own "
+                                            "threshold", min=0, max=1)
+    variants: int = setting(3, "rewrites tried per flawed candidate; the best-scored one is kept if it beats the "
+                               "current one", min=1)
+    min_improvement: float = setting(0.02, "a rewrite must raise the score by this much to replace the instruction",
+                                     min=0)
+    max_text_chars: int = setting(1500, "the text shown to the model is cut here (scores use the same cut)", min=50)
+    clean_responses: bool = setting(False, "remove boilerplate lines from responses (nothing else)")
+    judge: Literal["probs", "text"] = setting("probs", "probs: label from the score; text: the model writes a verdict "
+                                                       "(large models), parsed")
+    limit: int | None = setting(None, "at most this many candidates per language (for trials); default: all",
+                                min=0, cli_min=1)
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
-        from .config import check
+        from .config import check, check_fields
 
-        check([
-            (self.rounds >= 0, f"rounds must be 0 (label only) or more (got {self.rounds})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.variants >= 1, f"variants must be at least 1 (got {self.variants})"),
-            (all(v is None or 0 <= v <= 1 for v in (self.bad_below, self.good_at)),
-             f"bad_below and good_at must be between 0 and 1 (got {self.bad_below}, {self.good_at})"),
-            (None in (self.bad_below, self.good_at) or self.bad_below <= self.good_at,
-             f"need bad_below <= good_at (got {self.bad_below}, {self.good_at})"),
-            (self.min_improvement >= 0, f"min_improvement must be 0 or more (got {self.min_improvement})"),
-            (self.max_text_chars >= 50, f"max_text_chars must be at least 50 (got {self.max_text_chars})"),
-            (self.evaluator in ("trained", "gain"), f"evaluator must be trained or gain (got {self.evaluator!r})"),
-            (self.judge in ("probs", "text"), f"judge must be probs or text (got {self.judge!r})"),
-            (self.limit is None or self.limit >= 0, f"limit must be 0 or more (got {self.limit})"),
-        ])
+        check_fields(self)
+        if self.lang is not None:
+            self.lang = check_lang(self.lang)
+        check([(None in (self.bad_below, self.good_at) or self.bad_below <= self.good_at,
+                f"need bad_below <= good_at (got {self.bad_below}, {self.good_at})")])
 
 
 class Evaluator:
