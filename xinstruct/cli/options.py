@@ -6,8 +6,9 @@ values is written once (in the config, see `xinstruct.config.setting`) and the C
     def generate(cfg: GenerateConfig, db: DbOption = None) -> None: ...
 
 The command gets one option per named field (`--batch-size` for `batch_size`, unless `flags` names it otherwise), with
-the field's type (a `Literal` becomes a choice), default, help and range (`cli_min` where the command line is stricter
-than the config), and is called with `cfg`: the config built from the defaults and the options given. Fields not named
+the field's type (a `Literal` becomes a choice), default, help and inclusive range (`cli_min` where the command line is
+stricter than the config; a field with only an exclusive bound, `above`, cannot be an option: tests/test_cli.py requires
+every numeric option to declare its minimum), and is called with `cfg`: the config built from the defaults and the options given. Fields not named
 keep their defaults (a pipeline YAML sets those).
 """
 
@@ -47,8 +48,6 @@ def option_type(cls: type, name: str, *, flag: str | None = None, help_prefix: s
         hint = Optional[hint]  # noqa: UP007 (typer reads the annotation object)
     meta = f.metadata
     lo = meta.get("cli_min") if meta.get("cli_min") is not None else meta.get("min")
-    if lo is None and meta.get("above") is not None:  # an exclusive bound: the option takes the smallest value above it
-        lo = meta["above"] + (1 if typing.get_args(hint) == (int, type(None)) or hint is int else 1e-9)
     option = typer.Option(*([flag] if flag else []), help=help_prefix + _sentence(field_help(cls).get(name, "")),
                           min=lo, max=meta.get("max"))
     return Annotated[hint, option]
@@ -65,12 +64,7 @@ def config_options(cls: type, *names: str, flags: dict[str, str] | None = None) 
     flags = flags or {}
 
     def decorate(func: Callable) -> Callable:
-        own = []
-        for p in inspect.signature(func).parameters.values():
-            if p.name == "cfg":
-                continue
-            ann = eval(p.annotation, func.__globals__) if isinstance(p.annotation, str) else p.annotation  # noqa: S307
-            own.append(p.replace(annotation=ann))
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "cfg"]
         made = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=option_type(cls, n, flag=flags.get(n)),
                                   default=cli_default(cls, n)) for n in names]
         required = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.default is inspect.Parameter.empty]
@@ -81,16 +75,13 @@ def config_options(cls: type, *names: str, flags: dict[str, str] | None = None) 
         def command(**kwargs: Any) -> Any:
             values = {n: kwargs.pop(n) for n in names}
             for n, v in values.items():
-                if v is None and isinstance(default_of(_field(cls, n)), list):
+                if v is None and isinstance(default_of(_field(cls, n)), list):  # a repeated option not given
                     values[n] = default_of(_field(cls, n))
-                elif isinstance(v, list):
-                    values[n] = [str(x) for x in v]
             return func(cfg=cls(**values), **kwargs)
 
         del command.__wrapped__  # typer must see the signature made here, not the function's own
         command.__signature__ = inspect.Signature(params)
         command.__annotations__ = {p.name: p.annotation for p in params}
-        command.config_fields = {n: n for n in names}  # for tests: which option fills which field
         return command
 
     return decorate
