@@ -2,7 +2,8 @@
 
 Every stage skips the work that is already stored, so rerunning the same config after a crash or Ctrl-C resumes where
 it stopped. What is stored is the only record of progress: there is no separate "stage done" marker that could disagree
-with it (a stage "done" yesterday has new work after today's ingest); the summary of a run is printed, not stored. Example config (every key optional; unknown keys are errors):
+with it (a stage "done" yesterday has new work after today's ingest); the summary of a run is printed, not stored.
+Example config (every key optional; unknown keys are errors):
 
     languages: [sw, ur]
     inputs: [corpus/sw.jsonl, corpus/ur.jsonl]   # relative to the config file

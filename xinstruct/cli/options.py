@@ -8,8 +8,8 @@ values is written once (in the config, see `xinstruct.config.setting`) and the C
 The command gets one option per named field (`--batch-size` for `batch_size`, unless `flags` names it otherwise), with
 the field's type (a `Literal` becomes a choice), default, help and inclusive range (`cli_min` where the command line is
 stricter than the config; a field with only an exclusive bound, `above`, cannot be an option: tests/test_cli.py requires
-every numeric option to declare its minimum), and is called with `cfg`: the config built from the defaults and the options given. Fields not named
-keep their defaults (a pipeline YAML sets those).
+every numeric option to declare its minimum), and is called with `cfg`: the config built from the defaults and the
+options given. Fields not named keep their defaults (a pipeline YAML sets those).
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def config_options(cls: type, *names: str, flags: dict[str, str] | None = None) 
         own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "cfg"]
         made = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=option_type(cls, n, flag=flags.get(n)),
                                   default=cli_default(cls, n)) for n in names]
-        required = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.default is inspect.Parameter.empty]
-        optional = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.default is not inspect.Parameter.empty]
-        params = [*required, *made, *optional]
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        empty = inspect.Parameter.empty  # the command's arguments first, then the config's options, then its own
+        params = [*(p for p in keyword if p.default is empty), *made, *(p for p in keyword if p.default is not empty)]
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:
