@@ -88,7 +88,7 @@ def rounded(table: list[tuple], digits: int = 9) -> list[tuple]:
 
 
 CANDIDATES = ("SELECT id, doc_id, lang, round_id, instruction, response, version, gen_status, gen_reason, "
-              "model_version, prompt_version, sampling, label, score, raw_score, p_good, label_reason, refine_rounds, "
+              "model_version, prompt_version, sampling, label, score, gain, p_good, label_reason, refine_rounds, "
               "cluster, cluster_label, cluster_distance, selected, review_status FROM candidates ORDER BY id")
 VERSIONS = ("SELECT candidate_id, version, stage, instruction, label, score, reason, round_id, model_version, "
             "p_good, gain FROM candidate_versions ORDER BY ALL")

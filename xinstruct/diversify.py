@@ -8,44 +8,49 @@ Each cluster gets a readable label from its most common instruction verb and obj
 from __future__ import annotations
 
 import hashlib
+import typing
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from .config import setting
+from .langs import check_lang
 from .store import Store, Tx
+from .store import candidates as stored
 
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
 
 
+Algorithm = Literal["kmeans", "minibatch", "auto"]
+MINIBATCH_ABOVE = 20_000  # candidates of one language above which `auto` uses mini-batch k-means
+
+
 @dataclass
 class DiversifyConfig:
-    """Settings of the diversification stage."""
+    """Settings of the diversification stage (each field's default, help and range also make the `xinstruct diversify`
+    option)."""
 
-    lang: str | None = None  # only this language (default: each language separately)
-    target: int = 1000  # candidates to select per language
-    k: int | None = None  # clusters per language (default: target, capped by the number of candidates)
-    embedder: str | None = None  # sentence-transformers folder; default: the embedded all-MiniLM-L6-v2
-    algorithm: str = "auto"  # kmeans | minibatch | auto (mini-batch above 20,000 candidates)
-    seed: int = 0  # k-means seed: same seed and store, same selection
-    batch_size: int = 128  # sentences per embedding batch
-    distance_weight: float = 0.5  # in a cluster, pick the max of score - weight * distance to the centroid
-    progress: bool = True
+    lang: str | None = setting(None, "only this language; default: each language separately")
+    target: int = setting(1000, "candidates to select per language", min=1)
+    k: int | None = setting(None, "clusters per language; default: target, capped by the number of candidates", min=1)
+    embedder: str | None = setting(None, "sentence-transformers folder; default: the embedded all-MiniLM-L6-v2")
+    algorithm: Algorithm = setting("auto", "kmeans | minibatch | auto (mini-batch above 20,000 candidates)")
+    seed: int = setting(0, "k-means seed: same seed and store, same selection", min=0, max=2**32 - 1)
+    batch_size: int = setting(128, "sentences per embedding batch", min=1)
+    distance_weight: float = setting(0.5, "in a cluster, pick the max of score - weight * distance to the centroid",
+                                     min=0)
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
         """Refuse settings that would select nothing or fail half-way (target 0 would clear the selection)."""
-        from .config import check
+        from .config import check_fields
 
-        check([
-            (self.target >= 1, f"target must be at least 1 (got {self.target})"),
-            (self.k is None or self.k >= 1, f"k must be at least 1 (got {self.k})"),
-            (self.algorithm in ("kmeans", "minibatch", "auto"), f"algorithm must be kmeans, minibatch or auto (got {self.algorithm!r})"),
-            (0 <= self.seed < 2**32, f"seed must be in 0..2**32-1 (got {self.seed})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.distance_weight >= 0, f"distance_weight must be 0 or more (got {self.distance_weight})"),
-        ])
+        check_fields(self)
+        if self.lang is not None:
+            self.lang = check_lang(self.lang)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -86,13 +91,7 @@ def _hash(text: str) -> str:
 def embed_candidates(store: Store, rows: list[tuple[str, str]], embedder: Embedder, cfg: DiversifyConfig) -> np.ndarray:
     """Vectors for (candidate_id, instruction) rows, reusing stored ones whose instruction has not changed."""
     ids = [r[0] for r in rows]
-    with store.session() as tx:
-        cached = {
-            cid: (h, vec)
-            for cid, h, vec in tx.all(
-                "SELECT candidate_id, instruction_hash, vector FROM embeddings WHERE model = ? AND candidate_id IN "
-                "(SELECT unnest(?::VARCHAR[]))", [embedder.name, ids])
-        }
+    cached = stored.stored_embeddings(store, embedder.name, ids)
     missing = [i for i, (cid, ins) in enumerate(rows) if cid not in cached or cached[cid][0] != _hash(ins)]
     vectors = np.zeros((len(rows), 0), dtype=np.float32)
     if missing:
@@ -100,12 +99,8 @@ def embed_candidates(store: Store, rows: list[tuple[str, str]], embedder: Embedd
         vectors = np.zeros((len(rows), new.shape[1]), dtype=np.float32)
         vectors[missing] = new
 
-        def save(tx: Tx) -> None:
-            tx.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)",
-                [(rows[i][0], embedder.name, _hash(rows[i][1]), vectors[i].tolist()) for i in missing])
-
-        store.write(save)
+        store.write(lambda tx: stored.save_embeddings(
+            tx, embedder.name, [(rows[i][0], _hash(rows[i][1]), vectors[i].tolist()) for i in missing]))
     for i, (cid, _) in enumerate(rows):
         if cid in cached and cached[cid][0] == _hash(rows[i][1]):
             vec = np.asarray(cached[cid][1], dtype=np.float32)
@@ -122,8 +117,12 @@ def cluster(vectors: np.ndarray, k: int, seed: int = 0, algorithm: str = "auto")
     """k-means labels and each point's cosine distance to its centroid."""
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
+    if algorithm not in typing.get_args(Algorithm):  # the config checks it; a direct caller gets the same rule
+        from .errors import ConfigError
+
+        raise ConfigError(f"unknown algorithm {algorithm!r}; use one of {', '.join(typing.get_args(Algorithm))}")
     k = max(1, min(k, len(vectors)))
-    if algorithm == "minibatch" or (algorithm == "auto" and len(vectors) > 20_000):
+    if algorithm == "minibatch" or (algorithm == "auto" and len(vectors) > MINIBATCH_ABOVE):
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
     else:
         km = KMeans(n_clusters=k, random_state=seed, n_init=1)
@@ -176,15 +175,10 @@ def cluster_label(instructions: list[str]) -> str:
 def run(store: Store, cfg: DiversifyConfig | None = None, embedder: Embedder | None = None) -> dict[str, Any]:
     cfg = cfg or DiversifyConfig()
     cfg.validate()
-    with store.session() as tx:
-        langs = [cfg.lang] if cfg.lang else [r[0] for r in tx.all(
-            "SELECT DISTINCT lang FROM candidates WHERE gen_status = 'ok' ORDER BY lang")]
+    langs = [cfg.lang] if cfg.lang else stored.generated_langs(store)
     stats: dict[str, Any] = {}
     for lang in langs:
-        with store.session() as tx:
-            rows = tx.all(
-                "SELECT id, instruction, score, label FROM candidates WHERE gen_status = 'ok' AND lang = ? "
-                "AND instruction IS NOT NULL ORDER BY id", [lang])
+        rows = stored.for_clustering(store, lang)
         if not rows:
             continue
         embedder = embedder or default_embedder(cfg.embedder)
@@ -209,10 +203,7 @@ def run(store: Store, cfg: DiversifyConfig | None = None, embedder: Embedder | N
                 "cluster_distance": [float(d) for d in distance],
                 "selected": [i in chosen for i in ids],
             })
-            with tx.registered("_xi_div", table):
-                tx.execute(
-                    "UPDATE candidates SET cluster = d.cluster, cluster_label = d.cluster_label, "
-                    "cluster_distance = d.cluster_distance, selected = d.selected FROM _xi_div d WHERE candidates.id = d.id")
+            stored.save_clusters(tx, table)
 
         store.write(save)
         stats[lang] = {"candidates": len(rows), "clusters": int(k), "selected": len(chosen),

@@ -36,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from . import langid
+from .config import setting
 from .errors import InputError
 from .langs import LANGS, check_lang
-from .store import Store, Tx, to_json
+from .store import Store, to_json
+from .store import documents as docstore
 from .textcheck import BANDS, NUM_PERM, STORED_TEXT_CAP, Analysis, Limits, analyse
 from .textcheck import boilerplate_reason, clean_text  # noqa: F401 (part of this module's interface)
 
@@ -48,34 +50,34 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 
 @dataclass
 class IngestConfig:
-    """Settings of the ingest stage."""
+    """Settings of the ingest stage (each field's default, help and range also make the `xinstruct ingest` option)."""
 
-    lang: str | None = None  # declared language for every record (else the record's `lang` field, else detected)
-    text_field: str = "text"  # field holding the document text
-    url_field: str = "url"  # field holding the source url
-    timestamp_field: str = "timestamp"  # field holding the crawl time
-    lang_field: str = "lang"  # field holding a declared language code
-    min_chars: int = 300  # shorter documents are dropped (too_short)
-    max_chars: int = 3000  # longer documents are dropped (too_long)
-    near_dup_threshold: float = 0.8  # estimated Jaccard of shingle sets (word bigrams; Thai: character 5-grams) above which a document is a near duplicate
-    min_lang_confidence: float = 0.5  # below this the language is 'uncertain' (mixed or unclear text) and dropped
-    batch_size: int = 5000  # documents per transaction (and per unit of work for the worker processes)
-    workers: int = 0  # processes analysing documents of large files (0 = one per core, 1 = none: all in this process)
-    progress: bool = True  # show a progress bar
+    lang: str | None = setting(None, "declared language of every document (bn fi hi id sw ta th tr ur vi); default: "
+                                     "each record's language field, else the detected language")
+    text_field: str = setting("text", "field (or column) holding the document text")
+    url_field: str = setting("url", "field holding the source url")
+    timestamp_field: str = setting("timestamp", "field holding the crawl time")
+    lang_field: str = setting("lang", "field holding a declared language code")
+    min_chars: int = setting(300, "shorter documents are dropped (too_short), in characters", min=0)
+    max_chars: int = setting(3000, "longer documents are dropped (too_long), in characters", min=1)
+    near_dup_threshold: float = setting(
+        0.8, "estimated Jaccard similarity of shingle sets (word bigrams; Thai: character 5-grams) above which a "
+             "document is a near duplicate", above=0, max=1)
+    min_lang_confidence: float = setting(
+        0.5, "below this the language is 'uncertain' (mixed or unclear text) and the document dropped", min=0, max=1)
+    batch_size: int = setting(5000, "documents per transaction (and per unit of work for the worker processes)", min=1)
+    workers: int = setting(0, "processes analysing documents of large files (0 = one per core, 1 = none: all in this "
+                              "process)", min=0, zero="one per core")
+    progress: bool = setting(True, "show a progress bar")
 
     def validate(self) -> None:
-        from .config import check
+        from .config import check, check_fields
 
+        check_fields(self)
         if self.lang is not None:
             self.lang = check_lang(self.lang)
-        check([
-            (self.min_chars >= 0, f"min_chars must be 0 or more (got {self.min_chars})"),
-            (self.max_chars > self.min_chars, f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})"),
-            (0 < self.near_dup_threshold <= 1, f"near_dup_threshold must be in (0, 1] (got {self.near_dup_threshold})"),
-            (0 <= self.min_lang_confidence <= 1, f"min_lang_confidence must be in [0, 1] (got {self.min_lang_confidence})"),
-            (self.batch_size >= 1, f"batch_size must be at least 1 (got {self.batch_size})"),
-            (self.workers >= 0, f"workers must be 0 (one per core) or more (got {self.workers})"),
-        ])
+        check([(self.max_chars > self.min_chars,
+                f"max_chars ({self.max_chars}) must be above min_chars ({self.min_chars})")])
 
 
 @dataclass
@@ -454,9 +456,7 @@ def _store_batch(store: Store, source: str, batch: list[Record], analyses: list[
                  stats: IngestStats) -> None:
     stats.read += len(batch)
     # what is already stored (a rerun, or the same document twice) is skipped
-    with store.session() as tx:
-        ids = list({a.id for a in analyses})
-        have = {r[0] for r in tx.all("SELECT id FROM documents WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
+    have = docstore.stored_ids(store, list({a.id for a in analyses}))
     fresh: list[tuple[Record, Analysis]] = []
     for rec, a in zip(batch, analyses):
         if a.id in have:
@@ -483,18 +483,13 @@ def _mark_duplicates(store: Store, survivors: list[Analysis], cfg: IngestConfig)
     sigs = np.stack([a.sig for a in survivors])
     probe = pa.table({"i": np.repeat(np.arange(n, dtype=np.int32), BANDS),
                       "band_key": np.array([a.bands for a in survivors], dtype=np.uint64).ravel()})
-    with store.session() as tx, tx.registered("_xi_probe", probe):
-        stored_hash = dict(tx.all(
-            "SELECT content_hash, min(id) FROM documents WHERE status = 'kept' AND content_hash IN "
-            "(SELECT unnest(?::VARCHAR[])) GROUP BY content_hash", [list({a.content_hash for a in survivors})]))
-        to_store = tx.numpy("SELECT DISTINCT p.i, b.doc_id FROM _xi_probe p JOIN doc_bands b USING (band_key)")
-        stored = tx.all("SELECT id, minhash FROM documents WHERE minhash IS NOT NULL AND id IN "
-                        "(SELECT unnest(?::VARCHAR[]))", [np.unique(to_store["doc_id"]).tolist()])
-        in_batch = tx.numpy("SELECT DISTINCT a.i, b.i AS j FROM _xi_probe a JOIN _xi_probe b USING (band_key) "
-                            "WHERE a.i < b.i")
-    stored_ids = [doc_id for doc_id, _ in stored]
+    found = docstore.dedup_probe(store, list({a.content_hash for a in survivors}), probe)
+    stored_hash, to_store, stored_sigs_rows, in_batch = (found.kept_by_hash, found.band_hits, found.signatures,
+                                                         found.batch_pairs)
+    stored_ids = [doc_id for doc_id, _ in stored_sigs_rows]
     stored_row = {doc_id: j for j, doc_id in enumerate(stored_ids)}
-    stored_sigs = np.frombuffer(b"".join(sig for _, sig in stored), dtype=np.uint64).reshape(len(stored), NUM_PERM)
+    stored_sigs = np.frombuffer(b"".join(sig for _, sig in stored_sigs_rows),
+                                dtype=np.uint64).reshape(len(stored_sigs_rows), NUM_PERM)
     rows = np.fromiter((stored_row.get(d, -1) for d in to_store["doc_id"]), dtype=np.int64, count=len(to_store["doc_id"]))
     near_stored = _similar_pairs(to_store["i"][rows >= 0], rows[rows >= 0], sigs, stored_sigs, cfg.near_dup_threshold)
     near_batch = _similar_pairs(in_batch["i"], in_batch["j"], sigs, sigs, cfg.near_dup_threshold)
@@ -544,9 +539,7 @@ def _write_batch(store: Store, source: str, fresh: list[tuple[Record, Analysis]]
 def _write_chunk(store: Store, source: str, fresh: list[tuple[Record, Analysis]], stats: IngestStats) -> None:
     import pyarrow as pa
 
-    docs = {k: [] for k in ["id", "content_hash", "text", "lang_declared", "lang_detected", "lang_confidence", "lang",
-                            "url", "source", "source_line", "timestamp", "status", "drop_reason", "drop_detail",
-                            "lang_mismatch", "minhash", "meta"]}
+    docs: dict[str, list] = {k: [] for k in docstore.DOCUMENT_COLUMNS}
     band_doc, band_key = [], []
     for rec, a in fresh:
         kept = a.reason is None
@@ -565,18 +558,9 @@ def _write_chunk(store: Store, source: str, fresh: list[tuple[Record, Analysis]]
                       "lang_mismatch": pa.array(docs["lang_mismatch"], type=pa.bool_())})
     bands = pa.table({"band_key": pa.array(band_key, type=pa.uint64()), "doc_id": pa.array(band_doc, type=pa.string())})
 
-    def write(tx: Tx) -> None:
-        tx.insert_arrow("documents", table, list(docs), skip_existing=True)
-        if len(bands):
-            tx.insert_arrow("doc_bands", bands, ["band_key", "doc_id"])
-
-    store.write(write)
+    store.write(lambda tx: docstore.add_documents(tx, table, bands))
 
 
 def stats_table(store: Store) -> list[dict]:
     """Per-language counts of kept documents and of drops by reason."""
-    with store.session() as tx:
-        return tx.dicts(
-            "SELECT coalesce(lang, lang_detected, '?') AS lang, status, coalesce(drop_reason, '') AS reason, "
-            "count(*) AS n FROM documents GROUP BY ALL ORDER BY lang, status DESC, reason"
-        )
+    return docstore.status_counts(store)

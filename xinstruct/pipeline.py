@@ -1,7 +1,9 @@
 """`xinstruct run`: ingest -> generate -> refine -> diversify for the chosen languages, from one YAML file.
 
 Every stage skips the work that is already stored, so rerunning the same config after a crash or Ctrl-C resumes where
-it stopped. Example config (every key optional; unknown keys are errors):
+it stopped. What is stored is the only record of progress: there is no separate "stage done" marker that could disagree
+with it (a stage "done" yesterday has new work after today's ingest); the summary of a run is printed, not stored.
+Example config (every key optional; unknown keys are errors):
 
     languages: [sw, ur]
     inputs: [corpus/sw.jsonl, corpus/ur.jsonl]   # relative to the config file
@@ -40,6 +42,13 @@ class PipelineConfig:
     refine: dict = field(default_factory=dict)  # RefineConfig fields
     diversify: dict = field(default_factory=dict)  # DiversifyConfig fields
 
+    def validate(self) -> None:
+        """Stage names and languages (the stage sections are checked by `stage_configs`, before anything runs)."""
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise ConfigError(f"unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
+        self.languages = [check_lang(lang) for lang in self.languages]
+
 
 def load_config(path: str | Path | None) -> tuple[PipelineConfig, Path]:
     """Read and validate a pipeline YAML (None: defaults). Returns the config and the folder inputs are relative to."""
@@ -56,12 +65,9 @@ def load_config(path: str | Path | None) -> tuple[PipelineConfig, Path]:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (languages, inputs, stages, ...)")
-    cfg = from_dict(PipelineConfig, data, str(path))
-    bad = [s for s in cfg.stages if s not in STAGES]
-    if bad:
-        raise ConfigError(f"{path}: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
-    cfg.languages = [check_lang(lang, path=str(path)) for lang in cfg.languages]
-    return cfg, path.parent
+    for lang in data.get("languages") or []:  # named with the file (the check in validate() cannot say which)
+        check_lang(lang, path=str(path))
+    return from_dict(PipelineConfig, data, str(path)), path.parent
 
 
 def stage_configs(cfg: PipelineConfig, where: str = "config") -> dict[str, Any]:
@@ -126,7 +132,5 @@ def run(store: Store, cfg: PipelineConfig, base: Path, *, model=None, evaluator=
                     result.update(diversify.run(store, stage_cfg, embedder=embedder))
         seconds = round(time.monotonic() - start, 1)
         summary[stage] = {"seconds": seconds, **({"result": result} if result else {})}
-        store.write(lambda tx, s=stage, r=summary[stage]: tx.execute(
-            "INSERT OR REPLACE INTO stage_batches VALUES (?, ?, current_timestamp, ?)", ["run", s, to_json(r)]))
         echo(f"   {stage} done in {seconds} s: {to_json(result)[:400]}")
     return summary

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .. import ingest as ingest_mod
 from ..store import Store
 from ._app import DbOption, app, echo_table, new_or_existing_store, open_store
+from .options import config_options
 
 
 @app.command()
+@config_options(ingest_mod.IngestConfig, "lang", "text_field", "url_field", "timestamp_field", "min_chars", "max_chars",
+                "workers")
 def ingest(
+    cfg: ingest_mod.IngestConfig,
     paths: Annotated[list[Path], typer.Argument(help="Files: .jsonl .parquet .csv .txt, optionally .gz.")],
-    lang: Annotated[Optional[str], typer.Option(help="Declared language of every document (bn fi hi id sw ta th tr ur vi).")] = None,
-    text_field: Annotated[str, typer.Option(help="Field with the document text.")] = "text",
-    url_field: Annotated[str, typer.Option(help="Field with the source url.")] = "url",
-    timestamp_field: Annotated[str, typer.Option(help="Field with the crawl time.")] = "timestamp",
-    min_chars: Annotated[int, typer.Option(min=0, help="Drop shorter documents (characters).")] = 300,
-    max_chars: Annotated[int, typer.Option(min=1, help="Drop longer documents (characters).")] = 3000,
-    workers: Annotated[int, typer.Option(min=0, help="Processes analysing large files (0 = one per core, 1 = none).")] = 0,
     db: DbOption = None,
 ) -> None:
     """Read native web text, identify its language, filter, deduplicate and store it.
@@ -31,9 +28,6 @@ def ingest(
 
     Example: xinstruct ingest data/sw.jsonl.gz --lang sw
     """
-    cfg = ingest_mod.IngestConfig(lang=lang, text_field=text_field, url_field=url_field,
-                                  timestamp_field=timestamp_field, min_chars=min_chars, max_chars=max_chars,
-                                  workers=workers)
     cfg.validate()  # before the database is opened or created
     with new_or_existing_store(db) as store:
         stats = ingest_mod.ingest(store, paths, cfg)

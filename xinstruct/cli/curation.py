@@ -12,52 +12,32 @@ from .. import diversify as diversify_mod
 from .. import pipeline
 from .. import refine as refine_mod
 from ..config import describe, override
+from ..generate import GenerateConfig
 from ._app import DbOption, app, new_or_existing_store, open_store
+from .options import config_options, option_type
 
 
 @app.command()
-def refine(
-    lang: Annotated[Optional[str], typer.Option(help="Only this language.")] = None,
-    rounds: Annotated[int, typer.Option(
-        min=0, help="Rewrite rounds after labelling (0 = label only, the default: measured on held-out drafts, rewrites "
-                    "changed 18 of 97, 3 for the better, none accepted as is).")] = 0,
-    evaluator: Annotated[str, typer.Option(
-        help="trained: the shipped (or last retrained) evaluator, P(a reviewer keeps the draft); gain: the earlier "
-             "likelihood-gain score.")] = "trained",
-    model: Annotated[Optional[str], typer.Option(
-        help="Model of the gain evaluator or the text judge: version name or folder (default: embedded base).")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="embedded | transformers | vllm.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Candidates per model call.")] = 8,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many candidates per language (trials).")] = None,
-    clean_responses: Annotated[bool, typer.Option(help="Remove boilerplate lines from responses (nothing else).")] = False,
-    db: DbOption = None,
-) -> None:
+@config_options(refine_mod.RefineConfig, "lang", "rounds", "evaluator", "model", "backend", "batch_size", "limit",
+                "clean_responses", "judge")
+def refine(cfg: refine_mod.RefineConfig, db: DbOption = None) -> None:
     """Label candidates good / flawed / bad with a score and a reason; rewrite flawed instructions; repeat.
 
     Example: xinstruct refine --lang sw              # label only
     Example: xinstruct refine --lang sw --rounds 1   # then one round of rewrites for flawed drafts
     """
-    cfg = refine_mod.RefineConfig(lang=lang, rounds=rounds, evaluator=evaluator, model=model, backend=backend,
-                                  batch_size=batch_size, limit=limit, clean_responses=clean_responses)
     stats = refine_mod.run(open_store(db), cfg)
     typer.echo(f"labelled {stats['labelled']}, refined {stats['refined']} in {stats['rounds']} round(s); "
                f"labels now: {json.dumps(stats['labels'])}")
 
 
 @app.command()
-def diversify(
-    lang: Annotated[Optional[str], typer.Option(help="Only this language (default: each language separately).")] = None,
-    target: Annotated[int, typer.Option(min=1, help="Candidates to select per language.")] = 1000,
-    k: Annotated[Optional[int], typer.Option(min=1, help="Clusters per language (default: target).")] = None,
-    embedder: Annotated[Optional[str], typer.Option(help="sentence-transformers folder (default: embedded MiniLM).")] = None,
-    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="k-means seed.")] = 0,
-    db: DbOption = None,
-) -> None:
+@config_options(diversify_mod.DiversifyConfig, "lang", "target", "k", "embedder", "seed", "algorithm")
+def diversify(cfg: diversify_mod.DiversifyConfig, db: DbOption = None) -> None:
     """Embed English instructions, cluster them, and select the best candidates spread over clusters.
 
     Example: xinstruct diversify --lang ur --target 500
     """
-    cfg = diversify_mod.DiversifyConfig(lang=lang, target=target, k=k, embedder=embedder, seed=seed)
     for lang_, s in diversify_mod.run(open_store(db), cfg).items():
         typer.echo(f"{lang_}: {s['candidates']} candidates, {s['clusters']} clusters, selected {s['selected']}")
 
@@ -67,8 +47,9 @@ def run(
     config: Annotated[Optional[Path], typer.Option(help="Pipeline YAML (see `xinstruct run --explain`).")] = None,
     lang: Annotated[Optional[list[str]], typer.Option(help="Languages (repeat); overrides the config.")] = None,
     stage: Annotated[Optional[list[str]], typer.Option(help="Stages to run (repeat); overrides the config.")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="generate.limit override: documents per language.")] = None,
-    target: Annotated[Optional[int], typer.Option(min=1, help="diversify.target override: candidates per language.")] = None,
+    limit: option_type(GenerateConfig, "limit", override=True, help_prefix="generate.limit override: ") = None,
+    target: option_type(diversify_mod.DiversifyConfig, "target", override=True,
+                        help_prefix="diversify.target override: ") = None,
     explain: Annotated[bool, typer.Option(help="Print every config key with its default and help, then exit.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -77,7 +58,6 @@ def run(
     Example: xinstruct run --config pipeline.yaml --lang sw --lang ur
     """
     if explain:
-        from ..generate import GenerateConfig
         from ..ingest import IngestConfig
 
         typer.echo("pipeline:\n" + describe(pipeline.PipelineConfig))
@@ -87,6 +67,7 @@ def run(
         return
     cfg, base = pipeline.load_config(config)
     cfg = override(cfg, languages=lang or None, stages=stage or None)
+    cfg.validate()  # a mistyped --stage is an error, not a stage silently skipped
     if limit is not None:
         cfg.generate = {**cfg.generate, "limit": limit}
     if target is not None:

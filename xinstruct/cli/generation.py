@@ -9,7 +9,9 @@ import typer
 
 from .. import generate as generate_mod
 from .. import train as train_mod
+from ..store import registry
 from ._app import DbOption, app, open_store
+from .options import config_options
 
 train_app = typer.Typer(help="Train models from the store and the seed data.\n\nExample: xinstruct train generator",
                         no_args_is_help=True)
@@ -17,43 +19,16 @@ app.add_typer(train_app, name="train")
 
 
 @app.command()
-def generate(
-    lang: Annotated[Optional[str], typer.Option(help="Only documents of this language (bn fi hi id sw ta th tr ur vi).")] = None,
-    limit: Annotated[Optional[int], typer.Option(
-        min=1, help="At most this many documents per language in this run (default: all pending).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model version name or folder (default: the embedded model).")] = None,
-    backend: Annotated[Optional[str], typer.Option(
-        help="embedded | transformers | vllm | llamacpp (default: embedded, or transformers with --model).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Documents per model call and per transaction.")] = 8,
-    seed: Annotated[Optional[list[Path]], typer.Option(
-        "--seed", help="Seed file(s) for few-shot examples (default: the packaged seed set).")] = None,
-    few_shot: Annotated[Optional[int], typer.Option(min=0,
-        help="Seed examples per prompt (default: 2, or 0 for a trained backward model).")] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.0,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest instruction in tokens.")] = 48,
-    samples: Annotated[int, typer.Option(
-        min=1, help="Drafts per document: 1, or N (the first plus N-1 sampled ones; the trained evaluator keeps the "
-                    "best: measured on held-out paragraphs, 3 changed 18 of 97 drafts, 3 for the better).")] = 1,
-    round_id: Annotated[Optional[int], typer.Option("--round", min=1, help="Round to generate for (default: the latest).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
-    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per pipeline stage.")] = 1,
-    pipeline_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: pipeline stages (across nodes with Ray).")] = 1,
-    distributed_backend: Annotated[Optional[str], typer.Option(
-        help="vllm: 'ray' to use a Ray cluster (multi-node), 'mp' for one node.")] = None,
-    db: DbOption = None,
-) -> None:
+@config_options(generate_mod.GenerateConfig, "lang", "limit", "model", "backend", "batch_size", "seed_files", "few_shot",
+                "temperature", "max_new_tokens", "samples", "round_id", "device", "tensor_parallel_size",
+                "pipeline_parallel_size", "distributed_backend", flags={"seed_files": "--seed", "round_id": "--round"})
+def generate(cfg: generate_mod.GenerateConfig, db: DbOption = None) -> None:
     """Write an English instruction for every kept document that no round has used yet.
 
     Resumable: a rerun skips documents already done; Ctrl-C loses at most the batch in flight.
 
     Example: xinstruct generate --lang sw --limit 100
     """
-    cfg = generate_mod.GenerateConfig(
-        lang=lang, limit=limit, model=model, backend=backend, batch_size=batch_size,
-        seed_files=[str(p) for p in seed or []], few_shot=few_shot, temperature=temperature, samples=samples,
-        max_new_tokens=max_new_tokens, round_id=round_id, device=device, tensor_parallel_size=tensor_parallel_size,
-        pipeline_parallel_size=pipeline_parallel_size, distributed_backend=distributed_backend,
-    )
     stats = generate_mod.run(open_store(db), cfg)
     if not stats["pending"]:
         typer.echo(f"round {stats['round']}: nothing to generate (every kept document already has a candidate)")
@@ -99,7 +74,6 @@ def train_generator(
     )
     store = open_store(db)
     version = train_mod.train_generator(store, cfg)
-    with store.session() as tx:
-        path, steps, loss = tx.one("SELECT path, steps, final_loss FROM model_versions WHERE name = ?", [version])
-    typer.echo(f"trained {version}: {steps} steps, final loss {loss:.3f}, saved in {path}")
+    trained = registry.model_version(store, version)
+    typer.echo(f"trained {version}: {trained.steps} steps, final loss {trained.final_loss:.3f}, saved in {trained.path}")
     typer.echo(f"use it: xinstruct generate --model {version}")

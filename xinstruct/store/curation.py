@@ -482,11 +482,11 @@ def reviewed_labels(store: Store, lang: str | None = None) -> list[tuple]:
 
 def reviewed_candidates(store: Store, since_decision: int = 0) -> list[dict]:
     """Decided candidates with a decision after `since_decision`, in id order, with what calibration and feedback
-    need: id, lang, round_id, review_status, p_good, gain (the likelihood gain, stored in candidates.raw_score),
+    need: id, lang, round_id, review_status, p_good, gain (the likelihood gain),
     ll_text, score, features, instruction, response, final_instruction, final_response, text (the document)."""
     with store.session() as tx:
         return tx.dicts(
-            "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.raw_score AS gain, c.ll_text, c.score, "
+            "SELECT c.id, c.lang, c.round_id, c.review_status, c.p_good, c.gain, c.ll_text, c.score, "
             "c.features, c.instruction, c.response, c.final_instruction, c.final_response, d.text "
             "FROM candidates c JOIN documents d ON d.id = c.doc_id "
             f"WHERE c.review_status IN {sql_list(V.FINAL_STATUSES)} "

@@ -8,8 +8,10 @@ labelling its calibration with `latest_calibrations`. Files are an export, writt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import vocab as V
 from .engine import Store, Tx, to_json
@@ -72,6 +74,35 @@ def recent_versions(store: Store, n: int = 10) -> list[str]:
     """Names of the newest model versions (for hints in errors)."""
     with store.session() as tx:
         return [r[0] for r in tx.all("SELECT name FROM model_versions ORDER BY created_at DESC LIMIT ?", [int(n)])]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    kind: str
+    path: str | None
+    steps: int | None
+    final_loss: float | None
+    metrics: dict[str, Any]
+
+
+def model_version(store: Store, name: str) -> ModelVersion | None:
+    """A registered model version by name, or None."""
+    with store.session() as tx:
+        row = tx.one("SELECT name, kind, path, steps, final_loss, metrics FROM model_versions WHERE name = ?", [name])
+    return None if row is None else ModelVersion(*row[:5], _json(row[5]))
+
+
+def latest(store: Store, kind: str) -> ModelVersion | None:
+    """The newest model version of a kind (generator, evaluator, calibration), or None."""
+    with store.session() as tx:
+        row = tx.one("SELECT name, kind, path, steps, final_loss, metrics FROM model_versions WHERE kind = ? "
+                     "ORDER BY created_at DESC, name DESC LIMIT 1", [kind])
+    return None if row is None else ModelVersion(*row[:5], _json(row[5]))
+
+
+def _json(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str) else value or {}
 
 
 def register_version(store: Store, name: str, kind: str, *, base: str | None = None, path: str | None = None,
