@@ -254,12 +254,15 @@ def half_adapter(path: Path) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def _register(store: Store, name: str, folder: Path, meta: dict) -> None:
+def _register(store: Store, name: str, folder: Path, meta: dict, kind: str = "generator",
+              extra_metrics: dict | None = None) -> None:
+    """Insert the version into model_versions (kind 'generator' here; 'instruct' from instruct.py)."""
     metrics = {k: meta[k] for k in ("losses", "pairs", "heldout_pairs", "langs", "method", "train_seconds")}
+    metrics.update(extra_metrics or {})
     store.write(lambda tx: tx.execute(
         "INSERT INTO model_versions (name, kind, base, path, data_hash, steps, final_loss, metrics) "
-        "VALUES (?, 'generator', ?, ?, ?, ?, ?, ?)",
-        [name, meta["base"], str(folder.resolve()), meta["data_hash"], meta["steps"], meta["final_loss"],
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [name, kind, meta["base"], str(folder.resolve()), meta["data_hash"], meta["steps"], meta["final_loss"],
          to_json(metrics)],
     ))
 
