@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 
 import pytest
 from conftest import add_candidates, write_jsonl
-from test_models import build_tiny_lm
+from test_models import tiny_lm  # noqa: F401  (the session's tiny model, shared with test_models)
 from typer.testing import CliRunner
 
 from xinstruct.cli import app
@@ -38,11 +37,6 @@ QUESTIONS = [
     {"question_id": 3, "turns": ["What is the capital of Tanzania?", "And of Kenya?"]},
 ]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny-instruct"))
 
 
 @pytest.fixture
@@ -119,7 +113,7 @@ def test_bad_exports_name_the_file_the_line_and_what_to_do(tmp_path, export_dir)
         folder = _write_export(tmp_path / f"bad{i}", [good, bad])
         with pytest.raises(InputError, match=message) as err:
             read_export(folder)
-        assert f"data.jsonl:2:" in str(err.value) and "export again or fix the row" in str(err.value)
+        assert "data.jsonl:2:" in str(err.value) and "export again or fix the row" in str(err.value)
     broken = _write_export(tmp_path / "broken", [good])
     (broken / "data.jsonl").write_text('{"instruction": "Say hi.",\n')
     with pytest.raises(InputError, match="changed since it was exported"):
