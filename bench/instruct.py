@@ -134,10 +134,12 @@ def main() -> None:
                          "drafts of all ten languages take hours)")
     ap.add_argument("--questions", type=int, default=20, help="first N Vicuna-80 questions per language")
     ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--max-steps", type=int, default=None, help="cap the optimizer steps (smoke runs)")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="optimizer steps for each model (overrides --epochs): the same training budget for both sets")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=4, help="training micro-batch and answering batch")
+    ap.add_argument("--batch-size", type=int, default=4, help="training micro-batch (x2 gradient accumulation)")
+    ap.add_argument("--answer-batch-size", type=int, default=10, help="questions per generate call")
     ap.add_argument("--embedded-from", type=Path, default=None,
                     help="an already converted gemma3-270m folder to link instead of converting the GGUF again")
     args = ap.parse_args()
@@ -197,7 +199,7 @@ def main() -> None:
     for lang in langs:
         for spec in models_to_ask:
             cfg = instruct.AnswerConfig(model=spec, questions=str(QUESTIONS), langs=[lang], limit=args.questions,
-                                        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, device="cpu",
+                                        max_new_tokens=args.max_new_tokens, batch_size=args.answer_batch_size, device="cpu",
                                         progress=False)
             if spec not in loaded:
                 loaded[spec] = timer.run(f"load_{spec}", lambda: instruct.load_answer_model(store, spec, cfg))
