@@ -1,7 +1,8 @@
 """Benchmark (CPU): does reviewed data make a better instruction model than the same drafts unreviewed?
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/instruct.py                        # the full run (30-90 min on 2 cores)
-    OMP_NUM_THREADS=1 .venv/bin/python bench/instruct.py --langs sw --questions 2 --max-steps 2    # a smoke run
+    OMP_NUM_THREADS=1 .venv/bin/python bench/instruct.py --langs sw --questions 2 --max-steps 1    # a smoke run
+    # the run in BENCHMARKS.md (2 cores under load): --langs sw,id --max-tokens 192 --max-steps 4 --max-new-tokens 64 --answer-batch-size 10
 
 Data: our own human labels, real reviewed data. bench/quality/candidates-v1.jsonl holds 451 English instructions
 drafted by the embedded generator for real paragraphs of ../shared/data/web (all ten languages), and
