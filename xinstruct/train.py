@@ -266,9 +266,12 @@ def half_adapter(path: Path) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def _register(store: Store, name: str, folder: Path, meta: dict) -> None:
+def _register(store: Store, name: str, folder: Path, meta: dict, kind: str = GENERATOR,
+              extra_metrics: dict | None = None) -> None:
+    """Insert the version into model_versions (kind 'generator' here; 'instruct' from instruct.py)."""
     metrics = {k: meta[k] for k in ("losses", "pairs", "heldout_pairs", "langs", "method", "train_seconds")}
-    registry.register_version(store, name, GENERATOR, base=meta["base"], path=str(folder.resolve()),
+    metrics.update(extra_metrics or {})
+    registry.register_version(store, name, kind, base=meta["base"], path=str(folder.resolve()),
                               data_hash=meta["data_hash"], steps=meta["steps"], final_loss=meta["final_loss"],
                               metrics=metrics)
 
