@@ -222,7 +222,8 @@ def test_a_curator_demoted_while_the_page_is_open_cannot_save(app_store):
 
 def test_a_refused_save_shows_the_reason(app_store, monkeypatch):
     def refuse(*args, **kwargs):
-        raise InputError("k (reviews needed) must be a whole number from 1 to 20, not 25", hint="1 lets one review decide")
+        raise InputError("k (reviews needed) must be a whole number from 1 to 20, not 25",
+                         hint="1 lets one review decide")
 
     at = reviewers_page(CORA)
     monkeypatch.setattr(review, "set_review_settings", refuse)

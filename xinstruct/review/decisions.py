@@ -159,7 +159,8 @@ def last_decision(store: Store, user: User) -> dict | None:
         return db.last_in_force(tx, user.name, UNDOABLE)
 
 
-def undo_last(store: Store, user: User, *, request_id: str | None = None, lease_seconds: float | None = None) -> dict | None:
+def undo_last(store: Store, user: User, *, request_id: str | None = None,
+              lease_seconds: float | None = None) -> dict | None:
     """Take back the user's latest decision in force; returns that decision (or None). The item is leased back to the
     user (for `lease_seconds`, default the language's lease length), so next_item shows it again."""
     user = authorize(user, "reviewer", store)

@@ -27,9 +27,10 @@ OPEN = "c.gen_status = 'ok' AND c.review_status NOT IN ('accepted', 'edited', 'r
 # The queue order: selected first, then the most informative (score nearest 0.5; no score last), then id.
 # review.rules.order_key is its Python twin.
 ORDER = "ORDER BY c.selected DESC, abs(c.score - 0.5) ASC NULLS LAST, c.id"
+# The id of the decision an undo row took back (record_decision writes it as after.undoes).
+_UNDOES = "TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT)"
 # The ids of the decisions that `reviewer` (the one parameter) took back with an undo: the "undone decisions" set.
-UNDONE = ("SELECT TRY_CAST(json_extract_string(after, '$.undoes') AS BIGINT) FROM decisions "
-          "WHERE action = 'undo' AND reviewer = ? AND after IS NOT NULL")
+UNDONE = f"SELECT {_UNDOES} FROM decisions WHERE action = 'undo' AND reviewer = ? AND after IS NOT NULL"
 _DECISION_COLUMNS = "id, candidate_id, reviewer, action, before, after, reason, note, created_at"
 
 
@@ -110,7 +111,8 @@ def action_logs(tx: Tx, ids: Sequence[str]) -> dict[str, list[dict]]:
     """id -> its decisions as {id, reviewer, action}, in log order (enough for `effective_decisions`)."""
     logs: dict[str, list[dict]] = {}
     for cid, did, reviewer, action in tx.all(
-            "SELECT candidate_id, id, reviewer, action FROM decisions WHERE candidate_id = ANY(?) ORDER BY id", [list(ids)]):
+            "SELECT candidate_id, id, reviewer, action FROM decisions WHERE candidate_id = ANY(?) ORDER BY id",
+            [list(ids)]):
         logs.setdefault(cid, []).append({"id": did, "reviewer": reviewer, "action": action})
     return logs
 
@@ -137,8 +139,8 @@ def item(tx: Tx, candidate_id: str) -> dict | None:
     if not rows:
         return None
     out = rows[0]
-    doc = tx.one("SELECT text, url, lang, lang_detected, lang_confidence, source, source_line FROM documents WHERE id = ?",
-                 [out["doc_id"]])
+    doc = tx.one("SELECT text, url, lang, lang_detected, lang_confidence, source, source_line FROM documents "
+                 "WHERE id = ?", [out["doc_id"]])
     out.update(zip(("text", "url", "doc_lang", "lang_detected", "lang_confidence", "source", "source_line"),
                    doc or (None,) * 7))
     return out
@@ -155,8 +157,8 @@ def leased_by(tx: Tx, reviewer: str, now: datetime) -> list[str]:
 def lease_holders(tx: Tx, ids: Sequence[str], now: datetime) -> dict[str, set[str]]:
     """id -> the reviewers holding an unexpired lease on it."""
     holders: dict[str, set[str]] = {}
-    for cid, reviewer in tx.all("SELECT candidate_id, reviewer FROM leases WHERE candidate_id = ANY(?) AND expires_at > ?",
-                                [list(ids), now]):
+    for cid, reviewer in tx.all(
+            "SELECT candidate_id, reviewer FROM leases WHERE candidate_id = ANY(?) AND expires_at > ?", [list(ids), now]):
         holders.setdefault(cid, set()).add(reviewer)
     return holders
 
@@ -227,7 +229,8 @@ def set_review_state(tx: Tx, candidate_id: str, status: str, final_instruction: 
 
 
 def review_states(tx: Tx, lang: str, statuses: Iterable[str]) -> list[tuple[str, int, str, str | None, str | None]]:
-    """(id, reviews_needed, review_status, final_instruction, final_response) of a language's candidates in `statuses`."""
+    """(id, reviews_needed, review_status, final_instruction, final_response) of the candidates of `lang` in
+    `statuses`."""
     statuses = list(statuses)
     return tx.all("SELECT id, reviews_needed, review_status, final_instruction, final_response FROM candidates "
                   f"WHERE lang = ? AND review_status IN ({', '.join('?' for _ in statuses)}) ORDER BY id",
@@ -253,8 +256,8 @@ def last_in_force(tx: Tx, reviewer: str, actions: Sequence[str]) -> dict | None:
 
 def undone_by(tx: Tx, undo_id: int) -> dict | None:
     """The decision that the undo `undo_id` took back."""
-    rows = tx.dicts(f"SELECT {_DECISION_COLUMNS} FROM decisions WHERE id = (SELECT TRY_CAST(json_extract_string("
-                    "after, '$.undoes') AS BIGINT) FROM decisions WHERE id = ?)", [undo_id])
+    rows = tx.dicts(f"SELECT {_DECISION_COLUMNS} FROM decisions "
+                    f"WHERE id = (SELECT {_UNDOES} FROM decisions WHERE id = ?)", [undo_id])
     return rows[0] if rows else None
 
 
