@@ -88,8 +88,9 @@ def reviewers(n: int, langs=LANGS) -> list[User]:
 
 
 def set_k(store: Store, k: int, langs=LANGS) -> None:
+    curator = User("bench-curator", "curator")
     for lang in langs:
-        store.set_setting(f"k.{lang}", str(k))
+        review.set_k(store, lang, k, curator)
 
 
 @dataclass

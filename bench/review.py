@@ -193,7 +193,7 @@ def main() -> None:
         for lang in LANGS:
             with store.session() as tx:
                 t = time.perf_counter()
-                review._top(tx, lang, review.QUEUE_DEPTH)
+                review.cache.top(tx, lang, review.QUEUE_DEPTH)
                 fills.append((time.perf_counter() - t) * 1000)
             warm_user = User(f"warm-{lang}", "reviewer", (lang,))
             item = review.next_item(store, warm_user)

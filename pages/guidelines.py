@@ -1,4 +1,4 @@
-"""Review guidelines: everyone reads them; curators edit them (markdown, stored in settings 'guidelines')."""
+"""Review guidelines: everyone reads them; curators edit them (markdown; each save is kept, the latest is shown)."""
 
 import streamlit as st
 

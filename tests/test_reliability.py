@@ -24,7 +24,7 @@ from conftest import add_candidates, session_token
 from xinstruct import review
 from xinstruct.auth import User, add_user, authenticate
 from xinstruct.errors import XInstructError
-from xinstruct.store import MIGRATIONS, Store
+from xinstruct.store import MIGRATIONS, Store, to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("xi_bench_reliability", ROOT / "bench" / "reliability.py")
@@ -311,6 +311,23 @@ def test_backup_and_restore_through_the_cli_round_trip_exactly(file_store, tmp_p
     assert result.exit_code != 0
 
 
+def old_release_decisions(store: Store, reviewer: str, decisions: list[tuple[str, str, str | None]]) -> None:
+    """Decisions as a release with the first schema recorded them (today's record_decision needs today's tables): the
+    log rows, the derived state on the candidate, and the language counter row in `settings`."""
+    def write(tx):
+        for cid, action, instruction in decisions:
+            current, response = tx.one("SELECT instruction, response FROM candidates WHERE id = ?", [cid])
+            final = instruction or current
+            tx.execute("INSERT INTO decisions (candidate_id, reviewer, action, before, after) VALUES (?, ?, ?, ?, ?)",
+                       [cid, reviewer, action, to_json({"instruction": current, "response": response}),
+                        to_json({"instruction": final, "response": response})])
+            tx.execute("UPDATE candidates SET review_status = ?, final_instruction = ?, final_response = ? "
+                       "WHERE id = ?", [review.STATUS_OF[action], final, response, cid])
+        tx.execute("INSERT INTO settings VALUES ('review.seq.sw', ?)", [str(len(decisions))])
+
+    store.write(write)
+
+
 def test_a_database_from_the_first_migration_upgrades_keeping_its_data(tmp_path):
     path = tmp_path / "old.duckdb"
     old = Store(path, migrate=False)
@@ -321,8 +338,7 @@ def test_a_database_from_the_first_migration_upgrades_keeping_its_data(tmp_path)
     old.write(lambda tx: tx.execute(  # a user as the first version stored one (add_user needs today's columns)
         "INSERT INTO users (name, password_hash, role, langs) VALUES ('amina', ?, 'reviewer', 'sw')",
         [PasswordHasher().hash("correct horse battery")]))
-    review.record_decision(old, ids[0], amina, "accept")
-    review.record_decision(old, ids[1], amina, "edit", instruction="Edited before the upgrade.")
+    old_release_decisions(old, amina.name, [(ids[0], "accept", None), (ids[1], "edit", "Edited before the upgrade.")])
     before = tables(old)
     assert old.migrations() == ["0001_core"]
     del old
@@ -333,8 +349,11 @@ def test_a_database_from_the_first_migration_upgrades_keeping_its_data(tmp_path)
     renamed = {("candidates", "raw_score"): "gain"}  # migration 0008: the column says what it holds
     dropped = {"stage_batches"}  # migration 0008: written, never read
     assert not dropped & set(after)
+    # the review counter moved out of the untyped settings table into its own (migration 0006)
+    assert before["settings"][1] == [("review.seq.sw", "2")] and after["settings"][1] == []
+    assert after["review_counters"][1] == [("sw", 2)]
     for name, (cols, data) in before.items():
-        if name == "migrations" or name in dropped:
+        if name in ("migrations", "settings") or name in dropped:
             continue
         new_cols = [c for c, _ in after[name][0]]
         keep = [new_cols.index(renamed.get((name, c), c)) for c, _ in cols]

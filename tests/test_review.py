@@ -134,7 +134,7 @@ def test_own_lease_resumes_then_expires(store):
 
 def test_k_from_settings_and_candidate(store):
     ids = add_candidates(store, sw_rows(1, score=0.5) + [{"lang": "ur", "text": UR, "instruction": "q", "reviews_needed": 2}])
-    store.set_setting("k.sw", "2")
+    review.set_k(store, "sw", 2, CORA)
     carol = User("carol", "reviewer", ("sw",))
     a, b, c = (review.next_item(store, u) for u in (AMINA, BARAKA, carol))
     assert a["id"] == b["id"] == ids[0] and a["k"] == 2 and c is None
@@ -193,7 +193,7 @@ def test_threads_k1_each_item_once(file_store):
 
 def test_threads_k2_exactly_two_reviewers(file_store):
     ids = add_candidates(file_store, sw_rows(12, score=0.5))
-    file_store.set_setting("k.sw", "2")
+    review.set_k(file_store, "sw", 2, CORA)
     got = run_threads(file_store, REVIEWERS)
     for name, items in got.items():
         assert len(items) == len(set(items)), f"{name} got an item twice"
@@ -342,7 +342,7 @@ def test_access_denied(store):
 
 def test_curator_adjudicates_conflict(store):
     (cid,) = add_candidates(store, sw_rows(1))
-    store.set_setting("k.sw", "2")
+    review.set_k(store, "sw", 2, CORA)
     review.record_decision(store, cid, AMINA, "accept")
     review.record_decision(store, cid, BARAKA, "reject", reason="poor_quality")
     assert review.get_item(store, cid)["review_status"] == "conflict"
@@ -391,10 +391,10 @@ def test_failed_write_leaves_nothing(store, monkeypatch):
     def boom(*a, **k):
         raise StoreError("disk full")
 
-    monkeypatch.setattr(review, "derive_state", boom)
+    monkeypatch.setattr(review.decisions, "derive_state", boom)
     with pytest.raises(StoreError):
         review.record_decision(store, cid, AMINA, "accept", request_id="r")
-    monkeypatch.setattr(review, "derive_state", original)
+    monkeypatch.setattr(review.decisions, "derive_state", original)
     with store.session() as tx:
         assert tx.scalar("SELECT count(*) FROM decisions") == 0
     review.record_decision(store, cid, AMINA, "accept", request_id="r")

@@ -1,7 +1,8 @@
-"""Review commands: users and the review app."""
+"""Review commands: users, review settings and the review app."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import auth
+from .. import auth, review
 from ..errors import InputError
+from ..langs import LANGS
 from ._app import DbOption, app, echo_table, new_or_existing_store, open_store
 
 users_app = typer.Typer(help="Reviewer, curator and admin accounts.\n\nExample: xinstruct users add amina --role reviewer "
@@ -83,6 +85,49 @@ def users_delete(
         typer.confirm(f"Delete user {name}? (their decisions stay in the log)", abort=True)
     auth.delete_user(store, name)
     typer.echo(f"user {name} deleted")
+
+
+review_app = typer.Typer(help="How items are reviewed: k and lease length per language.\n\n"
+                              "Example: xinstruct review settings --lang sw --k 2", no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("settings")
+def review_settings(
+    lang: Annotated[Optional[list[str]], typer.Option(
+        "--lang", help="Language code to change or show (repeat for several; default all ten).")] = None,
+    k: Annotated[Optional[int], typer.Option(
+        "--k", min=1, max=review.MAX_K, help="Reviews needed: completed reviews that must agree before an item is final.",
+        show_default=False)] = None,
+    lease_minutes: Annotated[Optional[int], typer.Option(
+        "--lease-minutes", min=1, max=review.MAX_LEASE_MINUTES,
+        help="How long an item shown to a reviewer stays reserved for them.", show_default=False)] = None,
+    db: DbOption = None,
+) -> None:
+    """Show the review settings of each language, or change them (--k, --lease-minutes) for the --lang given.
+
+    Runs as the local operator (recorded as local:<user>). A new k applies at once to items still waiting for reviews;
+    a new lease length to the next items shown. The review app's Reviewers page has the same form for curators.
+
+    Example: xinstruct review settings
+    Example: xinstruct review settings --lang sw --lang ur --k 2 --lease-minutes 15
+    """
+    langs = [code.strip().lower() for code in lang or []]
+    unknown = [code for code in langs if code not in LANGS]
+    if unknown:  # before anything is changed: all the languages given, or none
+        raise InputError(f"unknown language code {unknown[0]!r}", hint=f"use some of {', '.join(LANGS)}")
+    store = open_store(db)
+    if k is not None or lease_minutes is not None:
+        if not langs:
+            raise InputError("which language? --k and --lease-minutes change the languages given with --lang",
+                             hint="add --lang xx, once per language")
+        operator = auth.User(f"local:{getpass.getuser()}", "admin")
+        for code in langs:
+            review.set_review_settings(store, operator, code, k=k, lease_minutes=lease_minutes)
+    shown = review.review_settings(store)
+    echo_table([{"lang": s.lang, "k": s.k, "lease_minutes": f"{s.lease_minutes:g}",
+                 "set_by": s.updated_by or ("" if s.stored else "(default)")}
+                for s in shown if not langs or s.lang in langs])
 
 
 @app.command("app")
