@@ -40,7 +40,7 @@ def test_an_older_store_moves_drafts_k_counters_and_guidelines_out_of_settings(t
         (f"draft.amina.{ids[0]}", '{"instruction": "Draft question?", "response": "Draft answer"}'),
         (f"draft.juha.virtanen@example.fi.{ids[1]}", '{"instruction": "Mikä?", "response": "Vastaus"}'),
         ("guidelines", "# Our own guidelines"),
-        ("feedback.last_decision", "12"),  # not review's: stays
+        ("feedback.last_decision", "12"),  # not review's: 0006 leaves it (0007 moves it to feedback_runs)
         ("k.fi", "many"), (f"draft.amina.{ids[1]}", "not json"),  # unreadable before too: stay, untouched
     ]
     old.write(lambda tx: tx.executemany("INSERT INTO settings VALUES (?, ?)", rows))
@@ -52,7 +52,8 @@ def test_an_older_store_moves_drafts_k_counters_and_guidelines_out_of_settings(t
         assert review.k_settings(tx) == {"sw": 2, "ur": 3}
         assert sorted(tx.all("SELECT lang, seq FROM review_counters")) == [("sw", 41), ("ur", 7)]
         assert sorted(tx.all("SELECT key, value FROM settings")) == sorted(
-            [("feedback.last_decision", "12"), ("k.fi", "many"), (f"draft.amina.{ids[1]}", "not json")])
+            [("k.fi", "many"), (f"draft.amina.{ids[1]}", "not json")])
+        assert tx.scalar("SELECT max(last_decision) FROM feedback_runs") == 12
     assert review.load_draft(store, AMINA, ids[0]) == {"instruction": "Draft question?", "response": "Draft answer"}
     juha = User("juha.virtanen@example.fi", "reviewer", ("fi",))
     assert review.load_draft(store, juha, ids[1]) == {"instruction": "Mikä?", "response": "Vastaus"}
