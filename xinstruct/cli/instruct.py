@@ -52,9 +52,10 @@ def train_instruct(
     )
     store = open_store(db)
     version = instruct.train_instruct(store, cfg)
-    with store.session() as tx:
-        path, steps, loss = tx.one("SELECT path, steps, final_loss FROM model_versions WHERE name = ?", [version])
-    typer.echo(f"trained {version}: {steps} steps, final loss {loss:.3f}, saved in {path}")
+    from ..store import registry
+
+    mv = registry.model_version(store, version)
+    typer.echo(f"trained {version}: {mv.steps} steps, final loss {mv.final_loss:.3f}, saved in {mv.path}")
     typer.echo(f"answer with it: xinstruct eval answer --model {version} --questions FILE --lang xx")
 
 
