@@ -78,6 +78,9 @@ def build_store(path: Path) -> None:
         auth.add_user(store, "bench", PASSWORD, "reviewer", ["sw"])
     finally:
         auth._hasher = saved
+    store.close()  # copied next: every write must be in the file itself (an open store keeps recent ones in its WAL)
+    if Path(f"{path}.wal").exists():
+        raise SystemExit(f"{path} is still open; cannot copy it")
 
 
 def unpack(ref: str, into: Path) -> Path:
