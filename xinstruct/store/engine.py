@@ -396,7 +396,7 @@ class Store:
             wait = _Wait(self.busy_timeout)
             try:
                 if depth == 0:
-                    self._admit(sh, wait, turn is not None and sh in turn)
+                    self._admit(sh, wait)
                 while sh.con is None:
                     if sh.opening:  # another thread of this process is opening it (maybe waiting for the lock)
                         sh.cond.wait(0.1)
@@ -468,14 +468,15 @@ class Store:
             with sh.cond:
                 sh.held -= 1
 
-    def _admit(self, sh: _Shared, wait: _Wait, in_turn: bool = False) -> None:
-        """Called with sh.cond held: wait while draining; hand the file over when another process is waiting. A page
-        run that already used the file (`in_turn`) goes on with it while its grace lasts."""
-        while sh.draining and not (in_turn and sh.con is not None and sh.turn_keeps()):
+    def _admit(self, sh: _Shared, wait: _Wait) -> None:
+        """Called with sh.cond held: wait while draining; hand the file over when another process is waiting. While
+        page runs keep the file (their grace after another process asked for it), sessions go on with it: the file
+        stays open for those page runs anyway, so the waiting process waits no longer."""
+        while sh.draining and not (sh.con is not None and sh.turn_keeps()):
             sh.cond.wait(0.05)
             wait.tick("another process's turn with the database")
         if sh.con is not None and sh.others_waiting():
-            if in_turn and sh.turn_keeps():
+            if sh.turn_keeps():
                 return
             sh.draining = True
             try:
