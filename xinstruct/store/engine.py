@@ -169,6 +169,10 @@ TURN_GRACE_SECONDS = 1.0
 # In line for the file, a page run counts as queued this much earlier than it did: it goes before pipeline jobs that
 # queued less than this before it (a job that waited longer still goes first, so reviewers cannot starve a job).
 INTERACTIVE_HEAD_START = 5.0
+# A process that handed the file over lets the process it handed it to (the first in line then) go first for this long,
+# whatever their places in line: otherwise a page run arriving just then would take the file straight back, and the
+# hand-over (a checkpoint) would have bought the waiting job nothing.
+HANDED_TO_SECONDS = 1.0
 HOLD_NOTE_SECONDS = 0.25  # sessions longer than this are checked for other processes waiting (HOLDS, a log warning)
 HOLD_WARN_SECONDS = 1.0  # a session that kept another process waiting this long is logged as a warning
 WAIT_REPORT_SECONDS = 0.5  # a wait shorter than this is not reported to on_wait (no flicker on ordinary clicks)
@@ -190,6 +194,19 @@ def _trace(event: str, **fields: Any) -> None:
                 f.write(json.dumps({"pid": os.getpid(), "t": time.time(), "event": event, **fields}) + "\n")
         except OSError:
             pass
+
+
+def _caller() -> str:
+    """The functions that opened the current session (for the trace): the first two frames outside this module."""
+    import sys
+
+    f, names = sys._getframe(1), []
+    while f is not None and len(names) < 2:
+        mod = f.f_globals.get("__name__", "")
+        if mod != __name__ and not mod.startswith("contextlib"):
+            names.append(f"{mod.rsplit('.', 1)[-1]}.{f.f_code.co_name}")
+        f = f.f_back
+    return " < ".join(names)
 
 
 def _note_hold(store: "Store", seconds: float) -> None:
@@ -276,6 +293,8 @@ class _Shared:
         self.turns = 0  # page runs (threads inside waiting()) that used the file and have not ended
         self.waited_since: float | None = None  # when this process saw another one waiting (None: nobody waits)
         self.watching = False  # the idle watcher thread runs (see _watch)
+        self.handed_to: tuple[float, int] | None = None  # (place, pid) of the process this one last handed over to
+        self.handed_at = 0.0
 
     def others_waiting(self) -> bool:
         return bool(_waiters(self.path))
@@ -288,6 +307,12 @@ class _Shared:
         if self.waited_since is None:
             self.waited_since = now
         return now - self.waited_since < TURN_GRACE_SECONDS
+
+    def hand_over(self) -> None:
+        """With the lock held: close the file for the process first in line now (it goes first, HANDED_TO_SECONDS)."""
+        line = _waiters(self.path)
+        self.handed_to, self.handed_at = (line[0] if line else None), time.monotonic()
+        Store._close(self)
 
     def hand_over_due(self) -> bool:
         """With the lock held: whether another process waits and no page run's grace keeps the file."""
@@ -344,7 +369,11 @@ class Store:
         what = "the database"
         try:
             while True:
-                ahead = [w for w in self._waiters() if w < (place, os.getpid())]
+                line = self._waiters()
+                ahead = [w for w in line if w < (place, os.getpid())]
+                if (not ahead and sh.handed_to is not None and time.monotonic() - sh.handed_at < HANDED_TO_SECONDS
+                        and any(pid == sh.handed_to[1] for _, pid in line)):
+                    ahead = [sh.handed_to]  # we just handed the file to it: it goes first
                 if not ahead:
                     try:
                         t0 = time.monotonic()
@@ -438,13 +467,13 @@ class Store:
                 sh.users -= 1
                 held_for = time.monotonic() - began
                 if _TRACE and depth == 0:
-                    _trace("session", seconds=held_for, waited=began - wait.start)
+                    _trace("session", seconds=held_for, waited=began - wait.start, where=_caller())
                 if depth == 0 and held_for > HOLD_NOTE_SECONDS:
                     _note_hold(self, held_for)
                 if sh.users == 0:
                     sh.idle_since = time.monotonic()
                     if sh.hand_over_due():
-                        self._close(sh)
+                        sh.hand_over()
                     # else the watcher hands over when a page run's grace ends, or closes the idle file
                 sh.cond.notify_all()
 
@@ -483,7 +512,8 @@ class Store:
                 while sh.users > 0 or (sh.con is not None and sh.turn_keeps()):
                     sh.cond.wait(0.05)
                     wait.tick("this app's running requests, to hand the database to another process")
-                self._close(sh)
+                if sh.con is not None:
+                    sh.hand_over()
             finally:
                 sh.draining = False
                 sh.cond.notify_all()
@@ -614,7 +644,7 @@ def _watch(sh: _Shared) -> None:
             while sh.con is not None:
                 if sh.users == 0 and not sh.draining:
                     if sh.hand_over_due():
-                        Store._close(sh)
+                        sh.hand_over()
                         sh.cond.notify_all()
                         break
                     if (time.monotonic() - sh.idle_since >= IDLE_CLOSE_SECONDS and not sh.held
@@ -632,7 +662,7 @@ def _end_turn(sh: _Shared) -> None:
     with sh.cond:
         sh.turns -= 1
         if sh.users == 0 and sh.con is not None and not sh.draining and sh.hand_over_due():
-            Store._close(sh)
+            sh.hand_over()
         sh.cond.notify_all()
 
 
