@@ -352,7 +352,11 @@ def shared_run(args) -> None:
             done.set()
 
         threading.Thread(target=watch, daemon=True).start()
-        loaded = simulate(store, users, 3600, tag="shared", think=args.think, until=done)
+        loaded = simulate(store, users, args.max_shared, tag="shared", think=args.think, until=done)
+        stopped = ing.poll() is None  # --max-shared ran out before the ingest finished
+        if stopped:
+            ing.terminate()
+            ing.wait(120)
         gen.terminate()
         gen_out = gen.communicate(timeout=60)[0]
         gen_holds = next((json.loads(x[9:]) for x in gen_out.splitlines() if x.startswith("FINISHED ")), {})
@@ -368,6 +372,7 @@ def shared_run(args) -> None:
             invariants = f"VIOLATED: {str(exc)[:400]}"
         with store.session() as tx:
             generated = tx.scalar("SELECT count(*) FROM candidates WHERE model_version = 'fake-gen'")
+            ingested = tx.scalar("SELECT count(*) FROM documents WHERE source = 'corpus.jsonl'")
         errors = base.errors + loaded.errors
     print(f"### Reviewer clicks while pipeline jobs share the file: {args.users} reviewers (threads of one process, "
           f"{args.think:.1f} s ±50 % between clicks), a real ingest of {args.docs:,} documents and a generate run "
@@ -378,6 +383,10 @@ def shared_run(args) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| reviewers alone (baseline) | {base.seconds:.0f} | {click_stats(base)} |")
     print(f"| with ingest + generate | {loaded.seconds:.0f} | {click_stats(loaded)} |")
+    if stopped:
+        print(f"\nIngest STOPPED after {loaded.seconds:.0f} s (--max-shared): {ingested:,} of {args.docs:,} documents "
+              f"stored by then ({ingested / max(loaded.seconds, 1e-9):,.0f} docs/s while sharing); generate wrote "
+              f"{generated:,} candidates meanwhile.")
     print(f"\nIngest: {out.get('read', 0):,} documents read, {out.get('kept', 0):,} kept in "
           f"{out.get('seconds', 0):.0f} s "
           f"({out.get('read', 0) / max(out.get('seconds', 1), 1e-9):,.0f} docs/s while sharing); generate wrote "
@@ -401,6 +410,8 @@ def main() -> None:
     ap.add_argument("--shared", action="store_true", help="reviewers while a real ingest and a generate run write "
                     "to the same file (baseline: the reviewers alone, same run); --users, --per-lang, --seconds")
     ap.add_argument("--docs", type=int, default=50_000, help="--shared: documents the ingest reads")
+    ap.add_argument("--max-shared", type=float, default=3600.0, help="--shared: stop the reviewers (and the ingest, if "
+                    "it still runs) after this many seconds")
     ap.add_argument("--think", type=float, default=1.0, help="--shared: seconds between one reviewer's clicks")
     ap.add_argument("--gen-sleep", type=float, default=0.2, help="--shared: the fake model's seconds per batch")
     ap.add_argument("--gen-batch", type=int, default=8, help="--shared: generate's documents per batch")
