@@ -116,6 +116,7 @@ def start_server(root: Path, db: Path, log: Path) -> tuple[subprocess.Popen, str
 
 def open_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(120_000)  # the first load of a page takes over Playwright's 30 s on a machine at load 30
     page.add_init_script(TIMING_JS)
     page.goto(url)
     page.get_by_role("textbox", name="Name").fill("bench")
