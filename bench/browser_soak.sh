@@ -21,7 +21,8 @@ LOGS=$(mktemp -d "${TMPDIR:-/tmp}/xi-soak-XXXXXX")
 
 hogs=()
 stop_hogs() { for p in "${hogs[@]}"; do kill "$p" 2>/dev/null; done; }
-trap stop_hogs EXIT INT TERM
+trap stop_hogs EXIT
+trap 'exit 130' INT TERM  # stopping the script stops the hog (EXIT trap); it does not go on to the next run
 for _ in $(seq 1 "$HOGS"); do
   ( while :; do :; done ) &
   hogs+=($!)
