@@ -4,7 +4,9 @@ One DuckDB file holds everything. DuckDB lets one *process* open a file at a tim
 not even read-only), so xinstruct never keeps the file open longer than one unit of work:
 
 * every access is a short session, `with store.session() as tx:` — the file is opened when the first session of the
-  process starts and closed when the last one ends; sessions in several threads of one process share the open file;
+  process starts and closed when the last one ends; sessions in several threads of one process share the open file.
+  Opening is an ATTACH to one in-memory DuckDB instance the process keeps, closing a DETACH (a checkpoint): starting
+  an instance per hand-over was most of its cost on a busy machine;
 * opening retries with backoff while another process holds the lock, up to `busy_timeout` seconds (then `StoreBusy`);
 * a process that is waiting leaves a marker file (`<db>.wait.<pid>`, holding its PID and process start time, touched on
   every retry); a holder that sees one stops admitting new sessions, lets the running ones finish and closes, so a busy
@@ -12,7 +14,9 @@ not even read-only), so xinstruct never keeps the file open longer than one unit
   belongs to another process (start time differs) or that was not touched for MARKER_STALE_SECONDS is removed;
 * interactive callers (the app's page runs) wrap their work in `store.waiting(budget, on_wait)`: every wait of that
   thread (for the file lock, or for this process handing the file over) shares one deadline and reports what it waits
-  for, once a second, to `on_wait`.
+  for, once a second, to `on_wait`. Such a page run also keeps the file across its store calls (one hand-over per
+  click, for at most TURN_GRACE_SECONDS once another process waits), and waits in line ahead of pipeline jobs
+  (INTERACTIVE_HEAD_START). An idle holder hands over within IDLE_POLL_SECONDS of a waiter appearing.
 
 Writes go through `store.write(fn)`: `fn(tx)` runs in one transaction, retried on DuckDB's optimistic write conflicts
 ("Conflict on update/tuple deletion"), so a unit of work is either fully recorded or not at all.
