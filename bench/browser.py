@@ -78,6 +78,9 @@ def build_store(path: Path) -> None:
         auth.add_user(store, "bench", PASSWORD, "reviewer", ["sw"])
     finally:
         auth._hasher = saved
+    store.close()  # copied next: every write must be in the file itself (an open store keeps recent ones in its WAL)
+    if Path(f"{path}.wal").exists():
+        raise SystemExit(f"{path} is still open; cannot copy it")
 
 
 def unpack(ref: str, into: Path) -> Path:
@@ -113,6 +116,7 @@ def start_server(root: Path, db: Path, log: Path) -> tuple[subprocess.Popen, str
 
 def open_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.set_default_timeout(120_000)  # the first load of a page takes over Playwright's 30 s on a machine at load 30
     page.add_init_script(TIMING_JS)
     page.goto(url)
     page.get_by_role("textbox", name="Name").fill("bench")

@@ -6,7 +6,7 @@
 
 Each reviewer is a thread with its own User (one or two of three languages) that loops `review.next_item` +
 `review.record_decision` (accept 55 %, edit 15 %, reject 15 %, skip 15 %), as the review app's sessions do: threads of
-one process sharing the file. After the run every invariant is checked (`check`): every decision that returned is in
+one process sharing the file, each click inside `store.waiting()` as one page run of the app is. After the run every invariant is checked (`check`): every decision that returned is in
 the log exactly once under its request id, no candidate has more than k distinct completed reviews, nobody got or
 decided an item twice, no lease is left, and each candidate's review_status is `review.derive_state` of its log.
 Prints a markdown table (decisions/s, p50/p95/max latency of both calls) with machine and date.
@@ -47,6 +47,7 @@ TEXT = {
     "ur": "وزیرخزانہ اسد عمر نے جنوبی اور وسطی ایشیا کے لیے امریکی ڈپٹی اسسٹنٹ سیکریٹری ایلس ویلز سے ملاقات کی",
     "bn": "দিল্লী দর্বার তৈরীর পূর্বে, গেটওয়ে অব ইন্ডিয়া ১৯১১ সালে নির্মাণ করা হয়েছিল।",
 }
+PAGE_BUDGET = 600.0  # seconds one click may wait for the file in all (the app: XINSTRUCT_BUSY_TIMEOUT per page run)
 ACTIONS = (("accept", 0.55), ("edit", 0.15), ("reject", 0.15), ("skip", 0.15))
 COMPLETING = ("accept", "edit", "reject")
 
@@ -66,14 +67,19 @@ def fill(store: Store, per_lang: int, langs=LANGS, seed: int = 1) -> list[str]:
                           "good" if score > 0.6 else "flawed", score, rng.random() < 0.1])
             ids.append(cid)
 
-    def write(tx):
-        tx.executemany("INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, "
-                       "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", docs)
-        tx.executemany("INSERT INTO candidates (id, doc_id, lang, instruction, response, gen_status, model_version, "
-                       "label, score, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", cands)
-
-    store.write(write)
+    doc_cols = ["id", "content_hash", "text", "lang_declared", "lang_detected", "lang", "source", "status"]
+    cand_cols = ["id", "doc_id", "lang", "instruction", "response", "gen_status", "model_version", "label", "score",
+                 "selected"]
+    store.write(lambda tx: (tx.insert_arrow("documents", _table(doc_cols, docs), doc_cols),
+                            tx.insert_arrow("candidates", _table(cand_cols, cands), cand_cols)))
     return ids
+
+
+def _table(cols: list[str], rows: list[list]):
+    """Rows as a pyarrow Table, for a bulk insert (executemany inserts row by row: minutes on a busy machine)."""
+    import pyarrow as pa
+
+    return pa.table({c: [r[i] for r in rows] for i, c in enumerate(cols)})
 
 
 def reviewers(n: int, langs=LANGS) -> list[User]:
@@ -140,24 +146,25 @@ def simulate(store: Store, users: list[User], seconds: float, *, seed: int = 0, 
             while time.monotonic() < deadline and not (until is not None and until.is_set()):
                 if think:
                     time.sleep(think * (0.5 + rng.random()))
-                t0 = time.perf_counter()
-                item = review.next_item(store, user)
-                t1 = time.perf_counter()
-                with lock:
-                    res.next_ms.append((t1 - t0) * 1000)
-                if item is None:
+                with store_mod.waiting(PAGE_BUDGET):  # one click is one page run of the app (app.py)
+                    t0 = time.perf_counter()
+                    item = review.next_item(store, user)
+                    t1 = time.perf_counter()
                     with lock:
-                        res.emptied += 1
-                    return
-                with lock:
-                    res.claims[user.name].append(item["id"])
-                action = rng.choices(names, weights)[0]
-                kw = {"edit": {"instruction": edited_text(item)},
-                      "reject": {"reason": rng.choice(reasons)}}.get(action, {})
-                rid = review.request_id_for(user, item["id"], action, tag)
-                t2 = time.perf_counter()
-                did = review.record_decision(store, item["id"], user, action, request_id=rid, **kw)
-                t3 = time.perf_counter()
+                        res.next_ms.append((t1 - t0) * 1000)
+                    if item is None:
+                        with lock:
+                            res.emptied += 1
+                        return
+                    with lock:
+                        res.claims[user.name].append(item["id"])
+                    action = rng.choices(names, weights)[0]
+                    kw = {"edit": {"instruction": edited_text(item)},
+                          "reject": {"reason": rng.choice(reasons)}}.get(action, {})
+                    rid = review.request_id_for(user, item["id"], action, tag)
+                    t2 = time.perf_counter()
+                    did = review.record_decision(store, item["id"], user, action, request_id=rid, **kw)
+                    t3 = time.perf_counter()
                 with lock:
                     res.decide_ms.append((t3 - t2) * 1000)
                     res.click_ms.append((t1 - t0 + t3 - t2) * 1000)
@@ -256,9 +263,8 @@ GEN_TEXT = "Habari za soko namba {i}: bei ya mchele imepanda tena katika soko ku
 def add_pending_docs(store: Store, n: int) -> None:
     """n kept Swahili documents without a candidate: work for a generate run."""
     rows = [[f"gen{i:06d}", f"gen{i:06d}", GEN_TEXT.format(i=i), "sw", "sw", "sw", "bench", "kept"] for i in range(n)]
-    store.write(lambda tx: tx.executemany(
-        "INSERT INTO documents (id, content_hash, text, lang_declared, lang_detected, lang, source, status) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
+    cols = ["id", "content_hash", "text", "lang_declared", "lang_detected", "lang", "source", "status"]
+    store.write(lambda tx: tx.insert_arrow("documents", _table(cols, rows), cols))
 
 
 def pipeline_role(role: str, db: str, corpus: str | None, sleep: float, batch: int) -> None:
@@ -347,7 +353,11 @@ def shared_run(args) -> None:
             done.set()
 
         threading.Thread(target=watch, daemon=True).start()
-        loaded = simulate(store, users, 3600, tag="shared", think=args.think, until=done)
+        loaded = simulate(store, users, args.max_shared, tag="shared", think=args.think, until=done)
+        stopped = ing.poll() is None  # --max-shared ran out before the ingest finished
+        if stopped:
+            ing.terminate()
+            ing.wait(120)
         gen.terminate()
         gen_out = gen.communicate(timeout=60)[0]
         gen_holds = next((json.loads(x[9:]) for x in gen_out.splitlines() if x.startswith("FINISHED ")), {})
@@ -363,6 +373,7 @@ def shared_run(args) -> None:
             invariants = f"VIOLATED: {str(exc)[:400]}"
         with store.session() as tx:
             generated = tx.scalar("SELECT count(*) FROM candidates WHERE model_version = 'fake-gen'")
+            ingested = tx.scalar("SELECT count(*) FROM documents WHERE source = 'corpus.jsonl'")
         errors = base.errors + loaded.errors
     print(f"### Reviewer clicks while pipeline jobs share the file: {args.users} reviewers (threads of one process, "
           f"{args.think:.1f} s ±50 % between clicks), a real ingest of {args.docs:,} documents and a generate run "
@@ -373,6 +384,10 @@ def shared_run(args) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| reviewers alone (baseline) | {base.seconds:.0f} | {click_stats(base)} |")
     print(f"| with ingest + generate | {loaded.seconds:.0f} | {click_stats(loaded)} |")
+    if stopped:
+        print(f"\nIngest STOPPED after {loaded.seconds:.0f} s (--max-shared): {ingested:,} of {args.docs:,} documents "
+              f"stored by then ({ingested / max(loaded.seconds, 1e-9):,.0f} docs/s while sharing); generate wrote "
+              f"{generated:,} candidates meanwhile.")
     print(f"\nIngest: {out.get('read', 0):,} documents read, {out.get('kept', 0):,} kept in "
           f"{out.get('seconds', 0):.0f} s "
           f"({out.get('read', 0) / max(out.get('seconds', 1), 1e-9):,.0f} docs/s while sharing); generate wrote "
@@ -396,6 +411,8 @@ def main() -> None:
     ap.add_argument("--shared", action="store_true", help="reviewers while a real ingest and a generate run write "
                     "to the same file (baseline: the reviewers alone, same run); --users, --per-lang, --seconds")
     ap.add_argument("--docs", type=int, default=50_000, help="--shared: documents the ingest reads")
+    ap.add_argument("--max-shared", type=float, default=3600.0, help="--shared: stop the reviewers (and the ingest, if "
+                    "it still runs) after this many seconds")
     ap.add_argument("--think", type=float, default=1.0, help="--shared: seconds between one reviewer's clicks")
     ap.add_argument("--gen-sleep", type=float, default=0.2, help="--shared: the fake model's seconds per batch")
     ap.add_argument("--gen-batch", type=int, default=8, help="--shared: generate's documents per batch")

@@ -216,20 +216,20 @@ def test_a_marker_whose_pid_now_belongs_to_another_live_process_is_cleared(file_
 def test_a_left_over_marker_of_a_live_process_does_not_make_every_session_reopen_the_file(file_store, monkeypatch):
     from pathlib import Path
 
-    import duckdb
+    from xinstruct.store import engine as store_mod
 
     proc = _live_unrelated_process()
     opened = []
-    real_connect = duckdb.connect
+    real_attach = store_mod._attach
 
     def counting(*args, **kwargs):
         opened.append(args)
-        return real_connect(*args, **kwargs)
+        return real_attach(*args, **kwargs)
 
     try:
         Path(f"{file_store.path}.wait.{proc.pid}").write_text(f"{proc.pid} 1\n")  # reused PID, live process
         file_store.close()
-        monkeypatch.setattr(duckdb, "connect", counting)
+        monkeypatch.setattr(store_mod, "_attach", counting)
         start = time.monotonic()
         for i in range(30):  # what the app does per click: sessions seconds apart or back to back
             file_store.set_setting("n", str(i))

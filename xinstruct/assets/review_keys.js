@@ -6,11 +6,11 @@
 // the same item is still shown and the key means something in the page's new mode; otherwise it is refused with a
 // visible notice. A key the server never confirms is sent again under the same id (the server ignores ids it has seen),
 // and after a few tries the reviewer is told. Nothing is dropped in silence and nothing is applied twice.
-const VERSION = 3;
+const VERSION = 4;
 const KEYS = new Set(["a", "e", "x", "s", "u", "1", "2", "3", "4", "5", "6", "escape"]);
 const RESEND_MS = 1500; // no confirmation this long after the page went idle: send the same id again
 const MAX_TRIES = 4;
-const DETACH_MS = 2000; // the component was not rendered again this long after a cleanup: the page is gone
+const DETACH_MS = 2000; // after a cleanup, the component's element gone from the page this long: the page is gone
 const SHOW_QUEUE_MS = 400; // show "queued" only when a key waits longer than this
 
 const label = (k) => (k === "escape" ? "Esc" : k.toUpperCase());
@@ -189,11 +189,24 @@ function controller() {
   return window.__xiReviewKeys;
 }
 
+// Streamlit calls the returned cleanup when the component leaves the page, and also when a render of it was overtaken
+// by a newer one (data changes on every run; on a busy machine two runs' renders overlap). Only the first means the
+// reviewer left: so the queued keys are dropped only when the component's element and the item are both gone from the
+// page. (Version 3 dropped them whenever no render came within DETACH_MS of any cleanup: a key queued during a slow
+// run after an overtaken render was refused as "you left the Review page" while the reviewer was still on it.)
 export default function (component) {
   const c = controller();
+  const el = component.parentElement;
   c.update(component.data, component.setTriggerValue);
   return () => {
     clearTimeout(c.detachTimer);
-    c.detachTimer = setTimeout(c.detach, DETACH_MS);
+    const check = () => {
+      if ((el && el.isConnected) || document.querySelector("[data-xi-item]")) {
+        c.detachTimer = setTimeout(check, DETACH_MS); // still on the Review page: look again later
+      } else {
+        c.detach();
+      }
+    };
+    c.detachTimer = setTimeout(check, DETACH_MS);
   };
 }
