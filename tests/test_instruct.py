@@ -318,6 +318,13 @@ def test_wrong_language_missing_file_and_bad_options_are_refused(store, tmp_path
         answer_questions(store, AnswerConfig(model="x", questions=str(tmp_path / "none.jsonl"), langs=["sw"]), model=model)
     with pytest.raises(InputError, match="unknown language code 'xx'"):
         answer_questions(store, AnswerConfig(model="x", questions=str(only_es), langs=["xx"]), model=model)
+    english = write_jsonl(tmp_path / "en.jsonl", [{"id": 1, "question": "Why is the sky blue?"}])
+    with pytest.raises(ConfigError, match="unknown answer backend 'llama'"):
+        answer_questions(store, AnswerConfig(model="x", questions=str(english), langs=["sw"], backend="llama"),
+                         model=model)
+    with pytest.raises(ConfigError, match="not the embedded base"):  # vLLM serves tuned versions and folders
+        answer_questions(store, AnswerConfig(model="embedded", questions=str(english), langs=["sw"], backend="vllm",
+                                             progress=False))
     (tmp_path / "bin.jsonl").write_bytes(b'{"question": "\xff"}\n')
     with pytest.raises(InputError, match="bin.jsonl:1: not UTF-8"):
         read_questions(tmp_path / "bin.jsonl")

@@ -361,6 +361,9 @@ def questions_for(questions: list[Question], lang: str) -> list[Question]:
 # ---------------------------------------------------------------------------------------------------------------------
 # Answering
 # ---------------------------------------------------------------------------------------------------------------------
+ANSWER_BACKENDS = ("transformers", "vllm")
+
+
 @dataclass
 class AnswerConfig:
     model: str  # model version name, folder, or embedded/base (the untuned embedded base)
@@ -374,11 +377,14 @@ class AnswerConfig:
     repetition_penalty: float = 1.1
     seed: int = 0
     device: str | None = None
+    backend: str = "transformers"  # transformers (CPU or one GPU) | vllm (GPUs; a version name or folder)
     progress: bool = True
 
     def validate(self) -> None:
         if not self.langs:
             raise ConfigError("no language given; pass --lang xx (repeatable)")
+        if self.backend not in ANSWER_BACKENDS:
+            raise ConfigError(f"unknown answer backend {self.backend!r}; use one of {', '.join(ANSWER_BACKENDS)}")
         self.langs = list(dict.fromkeys(check_lang(x) for x in self.langs))
         checks = [(self.limit is None or self.limit >= 1, "limit must be at least 1"),
                   (self.max_new_tokens >= 1, "max_new_tokens must be at least 1"),
@@ -404,10 +410,18 @@ def model_label(spec: str) -> str:
 
 
 def load_answer_model(store: Store, spec: str, cfg: AnswerConfig):
-    from .models.hf import TransformersModel
-
     resolved = EMBEDDED_NAME if spec in EMBEDDED_ALIASES else spec
-    model = TransformersModel.load(resolved, device=cfg.device, store=store, batch_size=cfg.batch_size)
+    if cfg.backend == "vllm":
+        if spec in EMBEDDED_ALIASES:
+            raise ConfigError("the vllm backend answers with a tuned version or a model folder, not the embedded base; "
+                              "use --backend transformers for it")
+        from .models.vllm_backend import VLLMModel
+
+        model = VLLMModel.load(resolved, store=store)
+    else:
+        from .models.hf import TransformersModel
+
+        model = TransformersModel.load(resolved, device=cfg.device, store=store, batch_size=cfg.batch_size)
     model.name = model_label(spec)
     return model
 

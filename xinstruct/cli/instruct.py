@@ -72,6 +72,8 @@ def answer(
     batch_size: Annotated[int, typer.Option(min=1, help="Questions per model call (and per transaction).")] = 8,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 = greedy.")] = 0.0,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    backend: Annotated[str, typer.Option(
+        help="transformers (CPU or one GPU) or vllm (GPUs; a tuned version or a model folder).")] = "transformers",
     db: DbOption = None,
 ) -> None:
     """Answer a question file in each language and store the answers (with model, prompt and sampling) for judging.
@@ -85,7 +87,7 @@ def answer(
 
     cfg = instruct.AnswerConfig(model=model, questions=str(questions), langs=_codes(lang), limit=limit,
                                 max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
-                                device=device)
+                                device=device, backend=backend)
     result = instruct.answer_questions(open_store(db), cfg)
     typer.echo(f"model {result['model']}, question set {result['question_set']}")
     echo_table([{"lang": k, **v} for k, v in result["langs"].items()])
