@@ -358,3 +358,20 @@ def test_the_embedded_base_answers_two_questions(file_store, tmp_path):
     assert result["model"] == "gemma3-270m" and result["langs"]["sw"]["answered"] == 2
     stored = answers(file_store, "gemma3-270m", lang="sw")
     assert len(stored) == 2 and all(a.answer for a in stored) and stored[0].sampling["backend"] == "TransformersModel"
+
+
+def test_the_demo_questions_are_ours_in_every_language():
+    """The demo's question file (written by us, never a third party's) asks something in each of the ten languages
+    and in English, and every question reads as a prompt for each language."""
+    from pathlib import Path
+
+    import xinstruct
+    from xinstruct.langs import LANGS
+
+    path = Path(xinstruct.__file__).parent / "data" / "questions" / "demo.jsonl"
+    questions = read_questions(path)
+    assert len({q.id for q in questions}) == len(questions)
+    for lang in LANGS:
+        mine = questions_for(questions, lang)
+        assert any(q.lang == lang for q in mine), f"no question written in {lang}"
+        assert all(q.prompt(lang).rstrip().endswith("### Response:") for q in mine)
