@@ -186,6 +186,8 @@ def test_keys_pressed_while_busy(server, browser):
     # 1. A, A: the first accepts the Finnish item; the second was pressed on that item too (the next one was not on
     #    screen yet), so it must not accept the Turkish item: it is refused with a visible notice.
     expect(page.locator(".xi-response")).to_contain_text("Kaupungin", timeout=30_000)
+    # the key listener is mounted (it renders after the item on a busy machine; keys before it cannot be heard)
+    page.wait_for_function("() => !!(window.__xiReviewKeys && window.__xiReviewKeys.view)", timeout=30_000)
     page.locator(".xi-instruction").click()
     page.keyboard.press("a")
     page.keyboard.press("a")
