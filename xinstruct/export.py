@@ -173,7 +173,7 @@ def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
     else:
         paths = _write_shards(store, cfg, out, rows)
 
-    files = [{"path": p.relative_to(out).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size} for p in paths]
+    files = [{"path": p.relative_to(out).as_posix(), "sha256": file_sha256(p), "bytes": p.stat().st_size} for p in paths]
     content_hash = hashlib.sha256("".join(f"{f['path']} {f['sha256']}\n" for f in files).encode()).hexdigest()
     manifest = {"rows": rows, "content_hash": content_hash, "files": files, "columns": _columns(cfg),
                 "config": cfg.describe()}
@@ -235,7 +235,8 @@ def _write_shards(store: Store, cfg: ExportConfig, out: Path, rows: int) -> list
     return paths
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks (manifest.json records one per data file)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

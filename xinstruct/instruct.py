@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ConfigError, InputError, XInstructError
+from .export import file_sha256
 from .langs import LANGS, check_lang
 from .models.base import SamplingParams
 from .models.embedded import EMBEDDED_NAME
@@ -110,14 +111,6 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_export(folder: str | Path) -> tuple[list[SFTRow], dict]:
     """Rows and manifest of an export folder. Each data file must match the sha256 in the manifest (so the content
     hash recorded with the model is the hash of what it was trained on); a bad row stops with its file and line."""
@@ -128,7 +121,7 @@ def read_export(folder: str | Path) -> tuple[list[SFTRow], dict]:
         path = folder / entry["path"]
         if not path.exists():
             raise InputError("data file named in manifest.json is missing", path=str(path), hint="export again")
-        if entry.get("sha256") and _sha256(path) != entry["sha256"]:
+        if entry.get("sha256") and file_sha256(path) != entry["sha256"]:
             raise InputError("data file changed since it was exported (sha256 differs from manifest.json)",
                              path=str(path), hint="export again rather than editing an export by hand")
         records = _jsonl_records(path) if path.suffix == ".jsonl" else _parquet_records(path)
