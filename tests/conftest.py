@@ -92,3 +92,13 @@ def session_token(user, store: Store | None = None) -> str:
     if auth.get_user(store, user.name) is None:
         auth.add_user(store, user.name, secrets.token_urlsafe(12), user.role, list(user.langs))
     return auth.start_session(store, user)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Kill child processes a failed test left behind: multiprocessing joins its live children at exit, so one hung
+    child would otherwise keep pytest (and CI) from ever finishing."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(5)

@@ -261,14 +261,20 @@ def test_parallel_wrong_passwords_from_several_processes_check_at_most_five(file
     auth.add_user(file_store, "amina", PASSWORD, "reviewer", ["sw"])
     path = file_store.path
     file_store.close()
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a child forked from a process whose DuckDB threads hold a lock can wait on it forever (seen in CI,
+    # where the hung children then kept pytest from exiting). Daemon children are killed with the test, whatever happens.
+    ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_guess_in_process, args=(path, 10 * k, 6, out)) for k in range(5)]  # 5 x 6 = 30
-    for p in procs:
-        p.start()
-    counts = [out.get(timeout=180) for _ in procs]
-    for p in procs:
-        p.join(60)
+    procs = [ctx.Process(target=_guess_in_process, args=(path, 10 * k, 6, out), daemon=True) for k in range(5)]  # 30
+    try:
+        for p in procs:
+            p.start()
+        counts = [out.get(timeout=180) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
     verified = sum(v for v, _ in counts)
     assert verified <= auth.MAX_FAILURES and sum(r for _, r in counts) == 30 - verified
     store = Store(path)
