@@ -1,6 +1,6 @@
 """Review settings, drafts and guidelines in their own tables: the upgrade that moves them out of `settings` (migration
 0006), k and lease length per language through the service, the CLI (`xinstruct review settings`) and the Reviewers
-page, and the review package holding no SQL of its own."""
+page. (That the review package holds no SQL of its own is tests/test_layers.py.)"""
 
 from __future__ import annotations
 
@@ -239,9 +239,3 @@ def test_a_reviewer_gets_no_settings_form(app_store):
     assert not [b for b in at.button if b.key == "xi_rs_save"]
 
 
-# -- layering --------------------------------------------------------------------------------------------------------
-def test_the_review_package_has_no_sql_of_its_own():
-    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b")
-    offenders = [f"{path.name}:{n}" for path in sorted((ROOT / "xinstruct" / "review").glob("*.py"))
-                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)]
-    assert offenders == [], "review SQL belongs in xinstruct/store/review.py: " + ", ".join(offenders)
