@@ -18,6 +18,14 @@ if not rows:
     st.stop()
 
 
+def bars(frame, empty: str, **encoding):
+    """One stacked bar chart in the status palette, or a caption saying why there is none."""
+    if frame.empty:
+        st.caption(empty)
+    else:
+        st.altair_chart(palette.stacked_bars(frame, **encoding), width="stretch")
+
+
 def pct(value):
     return None if value is None else round(100 * value, 1)
 
@@ -47,28 +55,18 @@ with st.expander("Dropped documents by reason"):
 st.subheader("Review status")
 status = pd.DataFrame([{"language": r["lang"], "status": s, "candidates": n}
                        for r in rows for s, n in r["status"].items() if n])
-if status.empty:
-    st.caption("No candidates yet.")
-else:
-    st.altair_chart(palette.stacked_bars(status, x="language", y="candidates", color="status"), width="stretch")
+bars(status, "No candidates yet.", x="language", y="candidates", color="status")
 
 filt = CandidateFilter(langs=tuple(langs or ()))
 left, right = st.columns(2)
 with left:
     st.subheader("Evaluator score by human decision")
-    hist = curate.score_histogram(store, filt)
-    if hist.empty:
-        st.caption("No scored candidates yet.")
-    else:
-        st.altair_chart(palette.stacked_bars(hist, x="bin", y="candidates", color="decision"), width="stretch")
+    bars(curate.score_histogram(store, filt), "No scored candidates yet.", x="bin", y="candidates", color="decision")
 with right:
     st.subheader("Decisions per day")
     prog = curate.progress(store, langs)
-    if prog.empty:
-        st.caption("No decisions yet.")
-    else:
-        st.altair_chart(palette.stacked_bars(prog.assign(day=prog["day"].astype(str)), x="day", y="decisions",
-                                             color="action"), width="stretch")
+    bars(prog.assign(day=prog["day"].astype(str)) if not prog.empty else prog, "No decisions yet.",
+         x="day", y="decisions", color="action")
 
 st.subheader("Instruction map")
 points = curate.embedding_map(store, filt)
