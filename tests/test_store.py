@@ -175,40 +175,6 @@ def test_a_held_store_stays_open_while_idle_and_still_lets_a_waiting_process_in(
     assert shared.con is None  # released: the usual idle close applies again
 
 
-def _handed_over(store: Store) -> bool:
-    """Write a row and hand the file over as for a waiting process; whether the write-ahead log was left beside it."""
-    import os
-
-    sh = store._shared()
-    with store.held():  # no idle close (with its checkpoint) may come first on a slow machine
-        store.set_setting("before hand-over", "kept")
-        with sh.cond:
-            sh.hand_over()
-        assert sh.con is None
-        return os.path.exists(f"{store.path}.wal")
-
-
-def test_a_hand_over_with_a_small_log_skips_the_checkpoint_and_the_next_process_replays_it(tmp_path, monkeypatch):
-    import os
-
-    from xinstruct.store import engine
-
-    path = tmp_path / "x.duckdb"
-    store = Store(path)
-    assert _handed_over(store)  # a small log stays: the waiting process is not kept waiting for a checkpoint
-    code = ("from xinstruct.store import Store; s = Store(%r, busy_timeout=30); "
-            "assert s.get_setting('before hand-over') == 'kept'; s.set_setting('theirs', '2'); s.close()" % str(path))
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    assert not os.path.exists(f"{path}.wal")  # the other process's ordinary close checkpointed everything
-    assert store.get_setting("theirs") == "2"
-
-    monkeypatch.setattr(engine, "HANDOVER_WAL_BYTES", 0)  # a log over the bound is folded in at the hand-over
-    assert not _handed_over(store)
-    store.set_setting("again", "1")
-    store.close()  # and an ordinary close always checkpoints, whatever the hand-overs before it did
-    assert not os.path.exists(f"{path}.wal") and Store(path).get_setting("again") == "1"
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Wait markers name their holder: a reused PID or a live unrelated process never degrades the store
 # ---------------------------------------------------------------------------------------------------------------------

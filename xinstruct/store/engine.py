@@ -6,8 +6,7 @@ not even read-only), so xinstruct never keeps the file open longer than one unit
 * every access is a short session, `with store.session() as tx:` — the file is opened when the first session of the
   process starts and closed when the last one ends; sessions in several threads of one process share the open file.
   Opening is an ATTACH to one in-memory DuckDB instance the process keeps, closing a DETACH (a checkpoint): starting
-  an instance per hand-over was most of its cost on a busy machine. A hand-over to a waiting process skips the
-  checkpoint while the write-ahead log is small (HANDOVER_WAL_BYTES); the next holder replays it on open;
+  an instance per hand-over was most of its cost on a busy machine;
 * opening retries with backoff while another process holds the lock, up to `busy_timeout` seconds (then `StoreBusy`);
 * a process that is waiting leaves a marker file (`<db>.wait.<pid>`, holding its PID and process start time, touched on
   every retry); a holder that sees one stops admitting new sessions, lets the running ones finish and closes, so a busy
@@ -195,11 +194,6 @@ INTERACTIVE_HEAD_START = 5.0
 # whatever their places in line: otherwise a page run arriving just then would take the file straight back, and the
 # hand-over (a checkpoint) would have bought the waiting job nothing.
 HANDED_TO_SECONDS = 1.0
-# Handing the file to a waiting process skips the checkpoint while the write-ahead log is smaller than this: the next
-# holder replays the log on open (tens of ms for a few MB), where a checkpoint of a growing table took 0.3 s at the
-# median and seconds at p95 while the reviewer it was for waited. A larger log is checkpointed at the hand-over, and
-# every other close (idle, process end, `close()`) checkpoints as before, so the log never outgrows this bound for long.
-HANDOVER_WAL_BYTES = 8 * 1024 * 1024
 HOLD_NOTE_SECONDS = 0.25  # sessions longer than this are checked for other processes waiting (HOLDS, a log warning)
 HOLD_WARN_SECONDS = 1.0  # a session that kept another process waiting this long is logged as a warning
 WAIT_REPORT_SECONDS = 0.5  # a wait shorter than this is not reported to on_wait (no flicker on ordinary clicks)
@@ -339,7 +333,7 @@ class _Shared:
         """With the lock held: close the file for the process first in line now (it goes first, HANDED_TO_SECONDS)."""
         line = _waiters(self.path)
         self.handed_to, self.handed_at = (line[0] if line else None), time.monotonic()
-        Store._close(self, checkpoint=_wal_bytes(self.path) > HANDOVER_WAL_BYTES)
+        Store._close(self)
 
     def hand_over_due(self) -> bool:
         """With the lock held: whether another process waits and no page run's grace keeps the file."""
@@ -563,16 +557,15 @@ class Store:
                 self._close(sh)
 
     @staticmethod
-    def _close(sh: _Shared, checkpoint: bool = True) -> None:
+    def _close(sh: _Shared) -> None:
         if sh.con is not None:
             t0 = time.monotonic()
             try:
-                _detach(sh, checkpoint)
+                _detach(sh)
             finally:
                 sh.con = None
                 sh.waited_since = None
-                _trace("close", seconds=time.monotonic() - t0, turn=time.monotonic() - sh.opened_at,
-                       checkpoint=checkpoint)
+                _trace("close", seconds=time.monotonic() - t0, turn=time.monotonic() - sh.opened_at)
 
     def write(self, fn: Callable[[Tx], T], *, retries: int = 30) -> T:
         """Run `fn(tx)` in one transaction; retried on write-write conflicts. All or nothing."""
@@ -705,20 +698,10 @@ def _attach(sh: _Shared) -> duckdb.DuckDBPyConnection:
     return sh.inst
 
 
-def _wal_bytes(db: Path) -> int:
+def _detach(sh: _Shared) -> None:
+    """Close the file (DETACH checkpoints it and releases the lock); the instance stays. If DETACH fails, the whole
+    instance is closed, so the lock is released either way."""
     try:
-        return os.path.getsize(f"{db}.wal")
-    except OSError:
-        return 0
-
-
-def _detach(sh: _Shared, checkpoint: bool = True) -> None:
-    """Close the file (DETACH, by default with a checkpoint) and release the lock; the instance stays. Without the
-    checkpoint the write-ahead log stays beside the file, as durable as the file, and the next open replays it. If
-    DETACH fails, the whole instance is closed, so the lock is released either way."""
-    try:
-        sh.inst.execute("PRAGMA enable_checkpoint_on_shutdown" if checkpoint
-                        else "PRAGMA disable_checkpoint_on_shutdown")
         sh.inst.execute(f"DETACH {ALIAS}")
     except BaseException:
         inst, sh.inst = sh.inst, None
@@ -736,7 +719,6 @@ def _close_all() -> None:
             if sh.inst is not None:
                 try:
                     if sh.con is not None:
-                        sh.inst.execute("PRAGMA enable_checkpoint_on_shutdown")
                         sh.inst.execute(f"DETACH {ALIAS}")
                 except duckdb.Error:
                     pass
