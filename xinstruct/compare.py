@@ -158,7 +158,7 @@ def plan(store: Store, cfg: CompareConfig) -> tuple[Side, Side]:
     closed = ", ".join(map(str, watermarks)) or "none"
     if not watermarks:
         raise InputError("no round has a feedback run, so no round's data is fixed yet",
-                         hint="run `xinstruct feedback` at the end of each round (or use --what reviewed)")
+                         hint="run `xinstruct feedback` at the end of each round, or use --what reviewed")
     n = cfg.round if cfg.round is not None else max(watermarks)
     if n not in known:
         raise InputError(f"round {n} does not exist (rounds: {', '.join(map(str, known))})",
