@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 from conftest import add_candidates, write_jsonl
@@ -128,6 +129,11 @@ def test_reviewed_against_drafts_trains_answers_judges_reports_and_resumes(store
     before = counts(store)
     again = compare.run(store, cfg, answer_model=fake_answers, judge_model=prefers("cmp-reviewed"))
     assert again["models"] == {a: "reused", b: "reused"} and again["judge"].judged == 0
+    assert counts(store) == before
+    # another base under the same name is refused, not mixed with the models tuned from the first
+    with pytest.raises(XInstructError, match="cmp-reviewed was tuned from base .* not gemma3-270m; pass a new --name"):
+        compare.run(store, config(tiny_lm, tmp_path, train=replace(cfg.train, base="embedded")),
+                    answer_model=fake_answers, judge_model=prefers("cmp-reviewed"))
     assert counts(store) == before
     # a decision since: the models no longer stand for the data, and the command says so instead of reusing them
     record_decision(store, store_ids(store)[5], REVIEWER, "accept")

@@ -211,9 +211,15 @@ def ensure_model(store: Store, cfg: CompareConfig, side: Side, progress: Callabl
         train_instruct(store, replace(cfg.train, export=str(folder), name=side.model))
         progress(f"{side.model}: trained")
         return "trained"
-    trained_on = model_data(store, side.model)["data_hash"]
+    data = model_data(store, side.model)
+    trained_on = data["data_hash"]
     if mv.kind != "instruct":
         raise XInstructError(f"model version {side.model!r} exists and is a {mv.kind} model; choose another --name")
+    base = replace(cfg.train, export="-")
+    base.validate()  # the base as train_instruct records it (embedded aliases named alike)
+    if data["base"] != base.base:
+        raise XInstructError(f"{side.model} was tuned from base {data['base']}, not {base.base}; pass a new --name "
+                             "to compare models of another base")
     with tempfile.TemporaryDirectory(prefix="xinstruct-compare-") as tmp:
         now = export(store, replace(side.export, out=Path(tmp) / "check"), record=False).content_hash
     if now != trained_on:
