@@ -73,6 +73,7 @@ class ExportConfig:
     overwrite: bool = False  # replace the files of an earlier export in `out`
     memory_limit: str | None = "2GB"  # DuckDB's memory limit while the export runs (its sort spills to disk beyond;
     #                                   the setting is the database's, restored afterwards); None = leave it as it is
+    drafts: bool = False  # the instruction and response as generated, before any reviewer's edit (the final ones else)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -124,6 +125,7 @@ class ExportConfig:
             "format": self.format,
             "template": self.template,
             "answer_hint": self.answer_hint,
+            **({"drafts": True} if self.drafts else {}),  # recorded only when set: earlier manifests stay as they were
         }
 
 
@@ -145,7 +147,8 @@ class ExportResult:
 def export_query(cfg: ExportConfig, start: str | None = None, stop: str | None = None) -> tuple[str, list]:
     """The query that yields the export rows of `cfg` in their final column order, and its parameters (see
     `store.exports.export_query`; `start` / `stop` narrow it to candidate ids in [start, stop))."""
-    return q.export_query(cfg.filters(), cfg.template, answer_hint=cfg.answer_hint, start=start, stop=stop)
+    return q.export_query(cfg.filters(), cfg.template, answer_hint=cfg.answer_hint, start=start, stop=stop,
+                          drafts=cfg.drafts)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -154,9 +157,10 @@ def export_query(cfg: ExportConfig, start: str | None = None, stop: str | None =
 OWN_FILES = ("data.jsonl", "data.parquet", "README.md", "manifest.json")
 
 
-def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
+def export(store: Store, cfg: ExportConfig, user=None, *, record: bool = True) -> ExportResult:
     """Write the pairs `cfg` selects to `cfg.out`; record the export. With a `user`, only curators and admins may
-    export (the CLI runs as the local operator and passes none)."""
+    export (the CLI runs as the local operator and passes none). `record=False` writes the files without a row in
+    `exports` (to check what an export would hold now, e.g. whether a model's data is still current)."""
     if user is not None:
         from . import auth
 
@@ -186,9 +190,10 @@ def export(store: Store, cfg: ExportConfig, user=None) -> ExportResult:
     card_path.write_text(_card(cfg, files, rows, content_hash, facts, created, by_user), encoding="utf-8")
 
     export_id = f"{created:%Y%m%dT%H%M%S}-{content_hash[:8]}-{uuid.uuid4().hex[:6]}"
-    q.record_export(store, export_id, created.replace(tzinfo=None), by_user,
-                    json.dumps(cfg.describe(), ensure_ascii=False, sort_keys=True), cfg.format, cfg.template, rows,
-                    content_hash, str(out.resolve()))
+    if record:
+        q.record_export(store, export_id, created.replace(tzinfo=None), by_user,
+                        json.dumps(cfg.describe(), ensure_ascii=False, sort_keys=True), cfg.format, cfg.template,
+                        rows, content_hash, str(out.resolve()))
     return ExportResult(export_id=export_id, out=out, paths=paths, rows=rows, content_hash=content_hash,
                         manifest=manifest_path, card=card_path, per_lang={r["lang"]: r["rows"] for r in facts["langs"]})
 
@@ -256,13 +261,21 @@ def _card_facts(store: Store, cfg: ExportConfig) -> dict:
     from . import curate
 
     filters = cfg.filters()
-    langs = q.language_lengths(store, filters)
+    langs = q.language_lengths(store, filters, drafts=cfg.drafts)
     sources = q.sources(store, filters)
     versions = q.model_versions_used(store, filters)
     codes = [r["lang"] for r in langs]
     review = {r["lang"]: r for r in curate.overview(store, [c for c in codes if c in LANGS])} if codes else {}
     agreement = curate.reviewer_stats(store, [c for c in codes if c in LANGS]) if codes else None
     return {"langs": langs, "sources": sources, "versions": versions, "review": review, "agreement": agreement}
+
+
+def _card_filter(filt: CandidateFilter) -> dict:
+    """The filter as the card shows it: a list of candidate ids is summarised (manifest.json holds it whole)."""
+    d = filt.as_dict()
+    if d.get("ids"):
+        d["ids"] = f"{len(d['ids'])} candidate ids (listed in manifest.json)"
+    return d
 
 
 def _f(value, digits: int = 1) -> str:
@@ -302,7 +315,8 @@ def _card(cfg: ExportConfig, files: list[dict], rows: int, content_hash: str, fa
         f"- selection: status {', '.join(cfg.statuses())}"
         + (f"; languages {', '.join(cfg.langs)}" if cfg.langs else "")
         + (f"; score >= {cfg.min_score}" if cfg.min_score is not None else "")
-        + (f"; filter {json.dumps(cfg.filter.as_dict(), ensure_ascii=False)}" if cfg.filter is not None else ""),
+        + (f"; filter {json.dumps(_card_filter(cfg.filter), ensure_ascii=False)}" if cfg.filter is not None else "")
+        + ("; **drafts as generated, before any reviewer's edit**" if cfg.drafts else ""),
         f"- exported {created:%Y-%m-%d %H:%M} UTC by {by_user}; content hash `{content_hash}`",
         "",
         "## Languages and lengths (characters)",

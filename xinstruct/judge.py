@@ -192,6 +192,27 @@ def pair_outcome(by_position: dict[str, Judgement]) -> str:
 
 
 # -- running a judge --------------------------------------------------------------------------------------------------
+JUDGE_BACKENDS = ("transformers", "vllm", "openai")
+
+
+def load_judge(spec: str, backend: str, store: Store, *, base_url: str | None = None,
+               api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0, retries: int = 5, concurrency: int = 4,
+               tensor_parallel_size: int = 1, batch_size: int = 16):
+    """The judge model of `xinstruct eval judge` / `eval compare` and what to record of its backend: (model, info)."""
+    from .errors import ConfigError
+    from .models.base import load_model
+
+    if backend not in JUDGE_BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(JUDGE_BACKENDS)}, not {backend!r}")
+    if backend == "openai":
+        model = load_model(spec, "openai", base_url=base_url, api_key_env=api_key_env, timeout=timeout,
+                           retries=retries, concurrency=concurrency)
+        return model, {"backend": "openai", "base_url": model.base_url}
+    if backend == "vllm":
+        return load_model(spec, "vllm", store=store, tensor_parallel_size=tensor_parallel_size), {"backend": "vllm"}
+    return load_model(spec, "transformers", store=store, batch_size=min(batch_size, 8)), {"backend": "transformers"}
+
+
 def render_prompt(model, msgs: list[dict]) -> str:
     """A local model's prompt: its tokenizer's chat template when it has one, else the messages as plain text."""
     tok = getattr(model, "tokenizer", None)

@@ -8,7 +8,7 @@ import typer
 
 from ..errors import XInstructError
 from ._app import app
-from . import core, curation, generation, review, export, quality, judging, instruct  # noqa: F401,E402  (register commands)
+from . import core, curation, generation, review, export, quality, judging, instruct, compare  # noqa: F401,E402  (register commands)
 
 
 def main() -> None:

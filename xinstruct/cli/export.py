@@ -27,6 +27,8 @@ def export_cmd(
     template: Annotated[str, typer.Option(help="alpaca (instruction/input/output) | messages (chat turns).")] = "alpaca",
     no_answer_hint: Annotated[bool, typer.Option(
         "--no-answer-hint", help="Do not append ' Answer in <Language>.' to the instruction.")] = False,
+    drafts: Annotated[bool, typer.Option(
+        "--drafts", help="The instruction and response as generated, before any reviewer's edit.")] = False,
     shard_rows: Annotated[int, typer.Option(min=1, help="hf: rows per Parquet shard.")] = 500_000,
     memory_limit: Annotated[str, typer.Option(help="DuckDB memory limit during the export (spills beyond).")] = "2GB",
     overwrite: Annotated[bool, typer.Option(help="Replace the files of an earlier export in --out.")] = False,
@@ -42,7 +44,8 @@ def export_cmd(
     """
     cfg = export_mod.ExportConfig(
         out=out, status=status, langs=tuple(lang or ()), min_score=min_score, format=format, template=template,
-        answer_hint=not no_answer_hint, shard_rows=shard_rows, memory_limit=memory_limit, overwrite=overwrite)
+        answer_hint=not no_answer_hint, shard_rows=shard_rows, memory_limit=memory_limit, overwrite=overwrite,
+        drafts=drafts)
     result = export_mod.export(open_store(db), cfg)
     per_lang = ", ".join(f"{k} {v}" for k, v in result.per_lang.items()) or "none"
     typer.echo(f"{result} — per language: {per_lang}")

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..judge import JUDGE_BACKENDS
 from ._app import DbOption, echo_table, open_store
 from .quality import eval_app
-
-JUDGE_BACKENDS = ("transformers", "vllm", "openai")
 
 
 def _question_set(store, model_a: str, model_b: str, question_set: str | None) -> str:
@@ -76,23 +75,15 @@ def judge_cmd(
 
     from .. import judge as judging
     from ..errors import ConfigError
-    from ..models.base import load_model
 
     if backend not in JUDGE_BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(JUDGE_BACKENDS)}, not {backend!r}")
     store = open_store(db)
     qset = _question_set(store, a, b, questions_set)
     langs = _langs(lang)
-    if backend == "openai":
-        model = load_model(judge, "openai", base_url=base_url, api_key_env=api_key_env, timeout=timeout,
-                           retries=retries, concurrency=concurrency)
-        info = {"backend": "openai", "base_url": model.base_url}
-    elif backend == "vllm":
-        model = load_model(judge, "vllm", store=store, tensor_parallel_size=tensor_parallel_size)
-        info = {"backend": "vllm"}
-    else:
-        model = load_model(judge, "transformers", store=store, batch_size=min(batch_size, 8))
-        info = {"backend": "transformers"}
+    model, info = judging.load_judge(judge, backend, store, base_url=base_url, api_key_env=api_key_env,
+                                     timeout=timeout, retries=retries, concurrency=concurrency,
+                                     tensor_parallel_size=tensor_parallel_size, batch_size=batch_size)
     params = replace(judging.JUDGE_SAMPLING, max_new_tokens=max_new_tokens)
     stats = judging.run(store, model, a, b, qset, langs=langs, params=params, batch_size=batch_size, limit=limit,
                         sampling_info=info, progress=lambda msg: typer.echo(msg, err=True))
@@ -125,8 +116,15 @@ def report_cmd(
     if as_json:
         typer.echo(text)
         return
-    typer.echo(f"{a} (A) vs {b} (B) on {rep['question_set']}; judge {rep['judge']} ({rep['prompt_version']}), "
-               f"both orders; a win needs both. Interval: {rep['interval']}.")
+    echo_report(rep)
+
+
+def echo_report(rep: dict) -> None:
+    """The report as `eval report` prints it (also printed by `eval compare`)."""
+    from .. import comparison
+
+    typer.echo(f"{rep['model_a']} (A) vs {rep['model_b']} (B) on {rep['question_set']}; judge {rep['judge']} "
+               f"({rep['prompt_version']}), both orders; a win needs both. Interval: {rep['interval']}.")
     echo_table(comparison.table(rep))
     typer.echo("")
     echo_table(comparison.model_rows(rep))

@@ -117,10 +117,11 @@ class CandidateFilter:
     agreement: str = "any"  # any | agree | disagree: among candidates with verdicts from two or more reviewers
     #                         (agree: all the same action, and the same text for edits; as review.derive_state)
     search: str | None = None  # case-insensitive substring of the instruction or response (current or final)
+    ids: tuple[str, ...] = ()  # only these candidate ids (a selection made elsewhere, e.g. a round's data)
 
     def __post_init__(self) -> None:
         # Accept lists from widgets and the CLI; store tuples so the filter is hashable and cacheable.
-        for name in ("langs", "labels", "clusters", "statuses"):
+        for name in ("langs", "labels", "clusters", "statuses", "ids"):
             value = getattr(self, name)
             if value is None:
                 value = ()
@@ -197,6 +198,9 @@ class CandidateFilter:
                 f"{a}.id IN (SELECT candidate_id FROM ({MULTI_VERDICTS_SQL}) GROUP BY candidate_id "
                 f"HAVING count(*) >= 2 AND count(DISTINCT verdict_key) {having})"
             )
+        if self.ids:
+            parts.append(f"{a}.id = ANY(?)")
+            params.append([str(x) for x in self.ids])
         if self.search:
             pattern = "%" + _escape_like(str(self.search)) + "%"
             cols = ("instruction", "response", "final_instruction", "final_response")

@@ -39,7 +39,7 @@ def _id_range(start: str | None, stop: str | None) -> tuple[str, list]:
 
 
 def export_query(filters: Filters, template: str, *, answer_hint: bool = True, start: str | None = None,
-                 stop: str | None = None) -> tuple[str, list]:
+                 stop: str | None = None, drafts: bool = False) -> tuple[str, list]:
     """The SELECT that yields the export rows in their final column order (the template's head, then METADATA), and
     its parameters; `start` / `stop` narrow it to candidate ids in [start, stop) (one shard).
 
@@ -47,6 +47,7 @@ def export_query(filters: Filters, template: str, *, answer_hint: bool = True, s
     touches no join, `meta` holds everything else (document, decision log, model versions) and joins only narrow rows.
     So the wide rows are sorted once (DuckDB's sort spills to disk beyond the memory limit) and never enter a hash
     table. A guard stops the export with an error if the two streams ever fell out of step.
+    `drafts`: the instruction and response as generated (before any reviewer's edit) instead of the final ones.
     """
     if template not in TEMPLATES:
         raise ValueError(f"unknown template {template!r}")
@@ -54,12 +55,12 @@ def export_query(filters: Filters, template: str, *, answer_hint: bool = True, s
     rng, rng_params = _id_range(start, stop)
     where, params = f"{where} AND {rng}", [*params, *rng_params]
     name_sql, name_params = _lang_name_sql()
-    instruction = "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
+    instruction = "rtrim(coalesce(c.instruction, ''))" if drafts else "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
     if answer_hint:
         instruction = f"{instruction} || ' Answer in ' || {name_sql} || '.'"
     else:
         name_params = []
-    response = "coalesce(c.final_response, c.response)"
+    response = "c.response" if drafts else "coalesce(c.final_response, c.response)"
     if template == "alpaca":
         head = f"{instruction} AS instruction, '' AS input, {response} AS output"
         head_cols = "w.instruction, w.input, w.output"
@@ -131,19 +132,21 @@ def shard_starts(store: Store, filters: Filters, shard_rows: int) -> list[str]:
             "WHERE (rn - 1) % ? = 0 ORDER BY id", [*params, int(shard_rows)])]
 
 
-def language_lengths(store: Store, filters: Filters) -> list[dict]:
-    """Per language of the selected pairs (final texts): lang, rows, instr_mean, instr_sd, resp_mean, resp_sd,
-    resp_min, resp_max (characters), edited."""
+def language_lengths(store: Store, filters: Filters, *, drafts: bool = False) -> list[dict]:
+    """Per language of the selected pairs (final texts, or the drafts with `drafts`): lang, rows, instr_mean,
+    instr_sd, resp_mean, resp_sd, resp_min, resp_max (characters), edited."""
     where, params = where_all(filters)
+    ins = "c.instruction" if drafts else "coalesce(c.final_instruction, c.instruction)"
+    resp = "c.response" if drafts else "coalesce(c.final_response, c.response)"
     with store.session() as tx:
         return tx.dicts(
             "SELECT c.lang, count(*) AS rows,"
-            " avg(length(coalesce(c.final_instruction, c.instruction))) AS instr_mean,"
-            " stddev_samp(length(coalesce(c.final_instruction, c.instruction))) AS instr_sd,"
-            " avg(length(coalesce(c.final_response, c.response))) AS resp_mean,"
-            " stddev_samp(length(coalesce(c.final_response, c.response))) AS resp_sd,"
-            " min(length(coalesce(c.final_response, c.response))) AS resp_min,"
-            " max(length(coalesce(c.final_response, c.response))) AS resp_max,"
+            f" avg(length({ins})) AS instr_mean,"
+            f" stddev_samp(length({ins})) AS instr_sd,"
+            f" avg(length({resp})) AS resp_mean,"
+            f" stddev_samp(length({resp})) AS resp_sd,"
+            f" min(length({resp})) AS resp_min,"
+            f" max(length({resp})) AS resp_max,"
             f" count(*) FILTER (c.review_status = '{V.EDITED}') AS edited"
             f" FROM candidates c WHERE {where} GROUP BY 1 ORDER BY 1", params)
 

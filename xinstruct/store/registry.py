@@ -230,6 +230,21 @@ def record_feedback(store: Store, *, round_id: int, last_decision: int, reviewed
     return store.write(write)
 
 
+def round_watermarks(store: Store) -> dict[int, int]:
+    """round id -> the decision watermark of that round's last feedback run (the highest decision id a feedback run
+    of the round consumed), for every round with a feedback run; runs recorded without a round (migrated) are left out."""
+    with store.session() as tx:
+        return {int(r): int(w) for r, w in tx.all(
+            "SELECT round_id, max(last_decision) FROM feedback_runs WHERE round_id IS NOT NULL GROUP BY 1 ORDER BY 1")}
+
+
+def round_ids(store: Store) -> list[int]:
+    """The rounds the store knows (round 1 is implicit until the first `round new`)."""
+    with store.session() as tx:
+        ids = [int(r[0]) for r in tx.all("SELECT id FROM rounds ORDER BY id")]
+    return ids or [1]
+
+
 def set_feedback_evaluator(store: Store, run: int, evaluator: str) -> None:
     """Note the evaluator version a feedback run retrained."""
     store.write(lambda tx: tx.execute("UPDATE feedback_runs SET evaluator = ? WHERE id = ?", [evaluator, run]))

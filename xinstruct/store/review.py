@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .engine import Tx
+from .engine import Store, Tx
 
 DEFAULT_K = 1
 DEFAULT_LEASE_SECONDS = 600
@@ -209,6 +209,28 @@ def decision_logs(tx: Tx, ids: Sequence[str]) -> dict[str, list[dict]]:
                         "WHERE candidate_id = ANY(?) ORDER BY id", [list(ids)]):
         logs.setdefault(row.pop("candidate_id"), []).append(row)
     return logs
+
+
+def logs_up_to(store: Store, watermark: int, langs: Sequence[str] = ()) -> tuple[list[dict], dict[str, int]]:
+    """Every candidate (of `langs`, else all) with a decision at or before `watermark`: id, lang, reviews_needed, its
+    stored review_status / final_instruction / final_response, `later` (whether it has decisions after the watermark)
+    and `log` (its decisions up to the watermark as `derive_state` reads them); and the k per language now in force."""
+    lang_sql, params = ("AND c.lang = ANY(?)", [list(langs)]) if langs else ("", [])
+    with store.session() as tx:
+        rows = tx.dicts(
+            "SELECT c.id, c.lang, c.reviews_needed, c.review_status, c.final_instruction, c.final_response, "
+            "EXISTS (SELECT 1 FROM decisions x WHERE x.candidate_id = c.id AND x.id > ?) AS later "
+            "FROM candidates c WHERE EXISTS (SELECT 1 FROM decisions x WHERE x.candidate_id = c.id AND x.id <= ?) "
+            f"{lang_sql} ORDER BY c.id", [int(watermark), int(watermark), *params])
+        logs: dict[str, list[dict]] = {}
+        for row in tx.dicts("SELECT d.candidate_id, d.id, d.reviewer, d.action, d.after, d.reason FROM decisions d "
+                            "JOIN candidates c ON c.id = d.candidate_id "
+                            f"WHERE d.id <= ? {lang_sql} ORDER BY d.id", [int(watermark), *params]):
+            logs.setdefault(row.pop("candidate_id"), []).append(row)
+        k = ks(tx)
+    for r in rows:
+        r["log"] = logs.get(r["id"], [])
+    return rows, k
 
 
 def add_decision(tx: Tx, *, candidate_id: str, reviewer: str, action: str, before: str | None = None,
