@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from xinstruct import auth, comparison, feedback, render, vocab
+from xinstruct import auth, feedback, judge_report, render, vocab
 from xinstruct.store import judging as judging_store
 from xinstruct.errors import XInstructError
 
@@ -84,7 +84,7 @@ else:
     @st.cache_data(ttl=600, show_spinner="Measuring the answers...")
     def comparison_report(_store, path: str, a: str, b: str, judge: str, question_set: str, last) -> dict:
         """Cached per comparison and its last judgement (language ID over every answer takes seconds)."""
-        return comparison.report(_store, a, b, judge=judge, question_set=question_set)
+        return judge_report.report(_store, a, b, judge=judge, question_set=question_set)
 
     try:
         rep = comparison_report(store, str(store.path), chosen["model_a"], chosen["model_b"], chosen["judge"],
@@ -92,7 +92,7 @@ else:
     except XInstructError as exc:
         st.error(f"The comparison cannot be shown: {render.md_escape(exc)}")
     else:
-        st.dataframe(pd.DataFrame(comparison.table(rep)), hide_index=True, use_container_width=True,
+        st.dataframe(pd.DataFrame(judge_report.table(rep)), hide_index=True, use_container_width=True,
                      column_config={c: st.column_config.NumberColumn(c, format="percent")
                                     for c in ("win_rate", "loss_rate", "in_lang_a", "in_lang_b", "empty_a", "empty_b",
                                               "trunc_a", "trunc_b", "rep_a", "rep_b", "accept_a",
@@ -103,7 +103,7 @@ else:
             "yet. Measures per model: in_lang (answers in the asked language, by language ID), empty, trunc (stopped "
             "at the token limit), rep (repeated word trigrams), chars (mean length); accept: the store's review "
             "acceptance rate in the language, shown when the model's data is an export of this store."))
-        st.dataframe(pd.DataFrame(comparison.model_rows(rep)), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(judge_report.model_rows(rep)), hide_index=True, use_container_width=True)
         if rep["unparseable_total"]:
             with st.expander(f"{rep['unparseable_total']} unparseable judge outputs"):
                 st.dataframe(pd.DataFrame(rep["unparseable"]), hide_index=True, use_container_width=True)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import add_candidates
 from fake_openai import FakeEndpoint
-from xinstruct import comparison, judge
+from xinstruct import judge, judge_report
 from xinstruct.cli import app
 from xinstruct.errors import InputError
 from xinstruct.measures import measure, repetition
@@ -124,14 +124,14 @@ def test_both_orders_are_asked_and_mapped_back_to_the_models(two_models):
         assert (j.score_a, j.score_b) == (8, 3) and j.parse_error is None and j.raw == (
             "Scores: 8 3" if j.position == "ab" else "Scores: 3 8")
         assert "Swahili" in j.prompt and j.judge == "judge-1" and j.prompt_version == judge.PROMPT_VERSION
-    rep = comparison.report(two_models, "A", "B", detect=lambda ts: ["sw"] * len(ts))
+    rep = judge_report.report(two_models, "A", "B", detect=lambda ts: ["sw"] * len(ts))
     assert (rep["total"]["win"], rep["total"]["tie"], rep["total"]["loss"]) == (4, 0, 0)
 
 
 def test_a_judge_that_always_prefers_the_first_answer_gives_ties(two_models):
     model = FakeModel("judge-biased", generate_fn=lambda p: "Scores: 9 2")
     judge.run(two_models, model, "A", "B", QSET)
-    rep = comparison.report(two_models, "A", "B", detect=lambda ts: ["sw"] * len(ts))
+    rep = judge_report.report(two_models, "A", "B", detect=lambda ts: ["sw"] * len(ts))
     assert (rep["total"]["win"], rep["total"]["tie"], rep["total"]["loss"]) == (0, 4, 0)
 
 
@@ -243,7 +243,7 @@ def constructed(store: Store) -> None:
 
 def test_report_numbers_on_a_constructed_case(store):
     constructed(store)
-    rep = comparison.report(store, "A", "B", detect=lambda ts: ["sw"] * len(ts))
+    rep = judge_report.report(store, "A", "B", detect=lambda ts: ["sw"] * len(ts))
     sw, fi = rep["languages"][1], rep["languages"][0]
     assert (sw["lang"], sw["pairs"], sw["win"], sw["tie"], sw["loss"], sw["unparseable"], sw["pending"]) == \
         ("sw", 10, 6, 2, 1, 1, 0)
@@ -260,22 +260,22 @@ def test_report_numbers_on_a_constructed_case(store):
     assert sw["b"]["truncated"] == 1.0 and fi["a"]["n"] == 0
     assert rep["models"]["a"]["kind"] == "instruct" and rep["models"]["a"]["export"]["rows"] == 321
     assert rep["models"]["b"]["export"] is None  # data exported elsewhere: unknown, not invented
-    flat = {r["lang"]: r for r in comparison.table(rep)}
+    flat = {r["lang"]: r for r in judge_report.table(rep)}
     assert flat["sw"]["win_ci"] == "0.35-0.88" and flat["all"]["pairs"] == 12
-    rows = comparison.model_rows(rep)
+    rows = judge_report.model_rows(rep)
     assert rows[0]["export_status"] == "accepted,edited" and rows[0]["export_rows"] == 321
     assert flat["sw"]["accept_a"] == 0.75 and flat["sw"]["accept_b"] is None  # B's data is not from this store
 
 
 def test_report_names_what_is_missing_or_ambiguous(store):
     with pytest.raises(InputError, match="no judgements of A against B"):
-        comparison.report(store, "A", "B")
+        judge_report.report(store, "A", "B")
     constructed(store)
     add_judgements(store, [Judgement("A", "B", "judge-y", judge.PROMPT_VERSION, QSET, "w0", "sw", "ab", "h", "h",
                                      "p", "Scores: 1 2", 1, 2)])
     with pytest.raises(InputError, match="judged 2 ways.*--judge"):
-        comparison.report(store, "A", "B")
-    assert comparison.report(store, "A", "B", judge="judge-y", detect=lambda ts: ["sw"] * len(ts))["total"]["pairs"] == 1
+        judge_report.report(store, "A", "B")
+    assert judge_report.report(store, "A", "B", judge="judge-y", detect=lambda ts: ["sw"] * len(ts))["total"]["pairs"] == 1
     assert {c["judge"] for c in comparisons(store)} == {"judge-x", "judge-y"}
 
 

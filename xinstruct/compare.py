@@ -1,7 +1,7 @@
 """The natural comparisons of issue 16 in one step (`xinstruct eval compare`): two datasets from the store, two
 instruction models tuned on them with the same settings, both answering the same questions, judged in both orders, and
 the per-language report. Every step is the existing one: `export.export`, `instruct.train_instruct`,
-`instruct.answer_questions`, `judge.run`, `comparison.report`; this module only decides what the two datasets are.
+`instruct.answer_questions`, `judge.run`, `judge_report.report`; this module only decides what the two datasets are.
 
 * `reviewed` (A = the reviewed data, B = the same documents before review): A exports the accepted and edited pairs
   with the reviewers' final instruction and response (`--status accepted`); B exports the **drafts** (the instruction
@@ -234,7 +234,7 @@ def run(store: Store, cfg: CompareConfig, *, answer_model: Callable[[str], objec
         progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Plan, then for A and B export + tune (or reuse), answer, judge both orders, report. `answer_model(name)` and
     `judge_model` replace loading the models (tests). Returns {a, b, models, answers, judge, report}."""
-    from . import comparison
+    from . import judge_report
     from . import judge as judging
     from .instruct import answer_questions
 
@@ -255,5 +255,5 @@ def run(store: Store, cfg: CompareConfig, *, answer_model: Callable[[str], objec
     params = replace(judging.JUDGE_SAMPLING, max_new_tokens=cfg.judge_max_new_tokens)
     stats = judging.run(store, judge_model, a.model, b.model, qset, langs=cfg.langs, params=params,
                         batch_size=cfg.judge_batch_size, limit=cfg.limit, sampling_info=info, progress=progress)
-    rep = comparison.report(store, a.model, b.model, judge=judge_model.name, question_set=qset, langs=cfg.langs)
+    rep = judge_report.report(store, a.model, b.model, judge=judge_model.name, question_set=qset, langs=cfg.langs)
     return {"a": a, "b": b, "models": models, "answers": answered, "judge": stats, "report": rep}

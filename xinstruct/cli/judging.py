@@ -106,10 +106,10 @@ def report_cmd(
 ) -> None:
     """Per language: A's win / tie / loss against B (95% Wilson intervals over decided pairs), unparseable judge
     outputs, the automatic measures of both answer sets, and what each model was trained on."""
-    from .. import comparison
+    from .. import judge_report
 
     store = open_store(db)
-    rep = comparison.report(store, a, b, judge=judge, question_set=questions_set, langs=_langs(lang))
+    rep = judge_report.report(store, a, b, judge=judge, question_set=questions_set, langs=_langs(lang))
     text = json.dumps(rep, indent=1, ensure_ascii=False, default=str)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
@@ -121,13 +121,13 @@ def report_cmd(
 
 def echo_report(rep: dict) -> None:
     """The report as `eval report` prints it (also printed by `eval compare`)."""
-    from .. import comparison
+    from .. import judge_report
 
     typer.echo(f"{rep['model_a']} (A) vs {rep['model_b']} (B) on {rep['question_set']}; judge {rep['judge']} "
                f"({rep['prompt_version']}), both orders; a win needs both. Interval: {rep['interval']}.")
-    echo_table(comparison.table(rep))
+    echo_table(judge_report.table(rep))
     typer.echo("")
-    echo_table(comparison.model_rows(rep))
+    echo_table(judge_report.model_rows(rep))
     if rep["unparseable_total"]:
         typer.echo(f"\n{rep['unparseable_total']} unparseable judge outputs (not counted as ties), e.g.:")
         for u in rep["unparseable"][:5]:
