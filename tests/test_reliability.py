@@ -7,6 +7,7 @@ same thing for longer. Every test is bounded in time; nothing talks to anything 
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 import threading
@@ -108,6 +109,15 @@ def concurrent_apptest(file_store, monkeypatch):
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
     shared_cache = ScriptCache()
     monkeypatch.setattr(app_test, "ScriptCache", lambda: shared_cache)
+    # The shared cache's lock covers its own compiles, not every other ast.parse of the sessions' threads (Streamlit
+    # parses elsewhere too): CI still failed once with the SystemError, so every ast.parse takes one lock here.
+    parse, parse_lock = ast.parse, threading.Lock()
+
+    def locked_parse(*args, **kwargs):
+        with parse_lock:
+            return parse(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", locked_parse)
     before = config.get_option("global.appTest")
     config.set_option("global.appTest", True)
     monkeypatch.setenv("XINSTRUCT_DB", str(file_store.path))

@@ -4,10 +4,13 @@ the users CLI (disable, enable, delete). The real browser is in test_browser_ses
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import json
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
@@ -248,33 +251,41 @@ def test_password_hashes_run_at_most_hash_slots_at_once(file_store, monkeypatch)
     assert counter.most == auth.HASH_SLOTS
 
 
-def _guess_in_process(path, start, n, out):
+def _guess(path, start, n):
+    """In a process of its own: n wrong guesses for amina in n threads at once; (verified, refused)."""
     import xinstruct.auth as a
 
     a._hasher = CountingHasher()  # in the child: 30 ms per check, so attempts in its threads overlap
     store = Store(path, busy_timeout=120)
     results, refused = _parallel(n, lambda i: a.authenticate(store, "amina", f"guess {start + i}"))
-    out.put((a._hasher.verified, len(refused)))
+    store.close()
+    return a._hasher.verified, len(refused)
+
+
+# Each guessing process is a fresh interpreter (not multiprocessing): a child forked from a process whose DuckDB threads
+# hold a lock can wait on it forever (seen in CI, and the hung children then kept pytest from exiting), and a spawned
+# one re-runs whatever script an earlier test left as __main__ (an AppTest leaves app.py).
+GUESSER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import test_sessions
+print(json.dumps(test_sessions._guess(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+"""
 
 
 def test_parallel_wrong_passwords_from_several_processes_check_at_most_five(file_store):
     auth.add_user(file_store, "amina", PASSWORD, "reviewer", ["sw"])
     path = file_store.path
     file_store.close()
-    # spawn, not fork: a child forked from a process whose DuckDB threads hold a lock can wait on it forever (seen in CI,
-    # where the hung children then kept pytest from exiting). Daemon children are killed with the test, whatever happens.
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_guess_in_process, args=(path, 10 * k, 6, out), daemon=True) for k in range(5)]  # 30
+    here = str(Path(__file__).resolve().parent)
+    procs = [subprocess.Popen([sys.executable, "-c", GUESSER, here, str(path), str(10 * k), "6"], stdout=subprocess.PIPE,
+                              text=True) for k in range(5)]  # 5 processes x 6 threads = 30 wrong guesses at once
     try:
-        for p in procs:
-            p.start()
-        counts = [out.get(timeout=180) for _ in procs]
+        counts = [json.loads(p.communicate(timeout=180)[0]) for p in procs]
     finally:
         for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
+            p.kill()
+    assert all(p.returncode == 0 for p in procs)
     verified = sum(v for v, _ in counts)
     assert verified <= auth.MAX_FAILURES and sum(r for _, r in counts) == 30 - verified
     store = Store(path)
