@@ -32,7 +32,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -830,6 +830,25 @@ def _holder(lock_error: str) -> str:
         words.pop(0)
     name = " ".join(w for w in words[:2] if not w.startswith("-"))[:60]
     return f"another process ({name}, PID {pid})" if name else f"another process (PID {pid})"
+
+
+def where_equal(**values: Any) -> tuple[str, list[Any]]:
+    """`col = ? AND ...` and its parameters for the given columns whose value is not None (TRUE when none is)."""
+    given = [(col, value) for col, value in values.items() if value is not None]
+    return " AND ".join(f"{col} = ?" for col, _ in given) or "TRUE", [value for _, value in given]
+
+
+def records(cls: type[T], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, json_fields: Sequence[str] = ()
+            ) -> list[T]:
+    """Rows as `cls(**row)`, decoding the JSON text of `json_fields`."""
+    out = []
+    for row in rows:
+        d = dict(zip(columns, row))
+        for name in json_fields:
+            if isinstance(d.get(name), str):
+                d[name] = json.loads(d[name])
+        out.append(cls(**d))
+    return out
 
 
 def to_json(value: Any) -> str:

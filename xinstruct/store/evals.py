@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from .engine import Store, Tx, to_json
+from .engine import Store, Tx, records, to_json, where_equal
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,8 @@ def answered_ids(store: Store, model: str, question_set: str, lang: str) -> set[
 
 def answers(store: Store, model: str, *, question_set: str | None = None, lang: str | None = None) -> list[Answer]:
     """A model's stored answers, optionally of one question set and language, ordered by set, language, question."""
-    import json
-
-    where, params = ["model = ?"], [model]
-    if question_set is not None:
-        where.append("question_set = ?")
-        params.append(question_set)
-    if lang is not None:
-        where.append("lang = ?")
-        params.append(lang)
+    where, params = where_equal(model=model, question_set=question_set, lang=lang)
     with store.session() as tx:
-        rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM answers WHERE {' AND '.join(where)} "
+        rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM answers WHERE {where} "
                       "ORDER BY question_set, lang, question_id", params)
-    out = []
-    for r in rows:
-        d = dict(zip(_COLUMNS, r))
-        if isinstance(d["sampling"], str):
-            d["sampling"] = json.loads(d["sampling"])
-        out.append(Answer(**d))
-    return out
+    return records(Answer, _COLUMNS, rows, json_fields=("sampling",))

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from .engine import Store, Tx, to_json
+from .engine import Store, Tx, records, to_json, where_equal
 
 
 @dataclass(frozen=True)
@@ -65,22 +65,12 @@ def judgements(store: Store, model_a: str, model_b: str, *, judge: str | None = 
                prompt_version: str | None = None, question_set: str | None = None,
                lang: str | None = None) -> list[Judgement]:
     """The stored judgements of one comparison, ordered by set, language, question, position."""
-    where, params = ["model_a = ?", "model_b = ?"], [model_a, model_b]
-    for col, value in (("judge", judge), ("prompt_version", prompt_version), ("question_set", question_set),
-                       ("lang", lang)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
+    where, params = where_equal(model_a=model_a, model_b=model_b, judge=judge, prompt_version=prompt_version,
+                                question_set=question_set, lang=lang)
     with store.session() as tx:
-        rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM judgements WHERE {' AND '.join(where)} "
+        rows = tx.all(f"SELECT {', '.join(_COLUMNS)} FROM judgements WHERE {where} "
                       "ORDER BY question_set, lang, question_id, position", params)
-    out = []
-    for r in rows:
-        d = dict(zip(_COLUMNS, r))
-        if isinstance(d["sampling"], str):
-            d["sampling"] = json.loads(d["sampling"])
-        out.append(Judgement(**d))
-    return out
+    return records(Judgement, _COLUMNS, rows, json_fields=("sampling",))
 
 
 def comparisons(store: Store) -> list[dict]:
