@@ -134,16 +134,22 @@ def read_export(folder: str | Path) -> tuple[list[SFTRow], dict]:
     return rows, manifest
 
 
-def _jsonl_records(path: Path) -> Iterable[tuple[int, object]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+def _jsonl_records(path: Path, hint: str = "fix or remove the line, or export again") -> Iterable[tuple[int, object]]:
+    """(line number, object) of each non-blank line of a JSON Lines file; a line that is not UTF-8 or not JSON is an
+    InputError naming the file and line, with `hint` saying what to do."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError("not UTF-8 text", path=str(path), line=n, hint="save the file as UTF-8 JSON Lines") from exc
             if not line.strip():
                 continue
             try:
                 yield n, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=n,
-                                 hint="fix or remove the line, or export again") from exc
+                                 hint=hint) from exc
 
 
 def _parquet_records(path: Path) -> Iterable[tuple[int, object]]:
@@ -293,7 +299,7 @@ def read_questions(path: str | Path) -> list[Question]:
         raise InputError("no such question file", path=str(path), hint="pass a JSON Lines file of questions")
     out: list[Question] = []
     seen: dict[str, int] = {}
-    for n, rec in _question_records(path):
+    for n, rec in _jsonl_records(path, hint="one JSON object per line; fix or remove the line"):
         def bad(what: str, hint: str = f"each line needs a question in one of {', '.join(QUESTION_KEYS)}") -> InputError:
             return InputError(what, path=str(path), line=n, hint=hint)
 
@@ -328,22 +334,6 @@ def read_questions(path: str | Path) -> list[Question]:
     if not out:
         raise InputError("no questions in the file", path=str(path), hint="pass a JSON Lines file with one question a line")
     return out
-
-
-def _question_records(path: Path) -> Iterable[tuple[int, object]]:
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError("not UTF-8 text", path=str(path), line=n, hint="save the file as UTF-8 JSON Lines") from exc
-            if not line.strip():
-                continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=n,
-                                 hint="one JSON object per line; fix or remove the line") from exc
 
 
 def questions_for(questions: list[Question], lang: str) -> list[Question]:
