@@ -9,7 +9,21 @@ from typing import Annotated, Optional
 import typer
 
 from ._app import DbOption, open_store
-from .instruct import _codes
+from .instruct import (
+    TUNE_DEFAULTS,
+    BaseOption,
+    BatchSizeOption,
+    DeviceOption,
+    EpochsOption,
+    FullOption,
+    GradAccumOption,
+    LoraROption,
+    LrOption,
+    MaxStepsOption,
+    MaxTokensOption,
+    _codes,
+    tune_config,
+)
 from .judging import echo_report
 from .quality import eval_app
 
@@ -31,19 +45,16 @@ def compare_cmd(
     before: Annotated[str, typer.Option(
         help="reviewed: B is the drafts of every decided pair (accepted, edited, rejected: the effect of filtering "
              "and editing) or of the kept pairs only (the effect of editing).")] = "decided",
-    base: Annotated[str, typer.Option(
-        help="Base model of both: embedded (Gemma 3 270M, CPU), a local model folder (GPU) or a model version.")]
-    = "embedded",
-    full: Annotated[bool, typer.Option("--full", help="Fine-tune all weights instead of a LoRA adapter.")] = False,
-    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over each export's rows.")] = 2.0,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (cosine decay).")] = 2e-4,
-    batch_size: Annotated[int, typer.Option(min=1, help="Rows per forward pass.")] = 4,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")] = 2,
-    max_tokens: Annotated[int, typer.Option(
-        min=32, help="Longest training example in tokens (the response is cut to fit).")] = 512,
-    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 16,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    base: BaseOption = "embedded",
+    full: FullOption = not TUNE_DEFAULTS.lora,
+    epochs: EpochsOption = TUNE_DEFAULTS.epochs,
+    max_steps: MaxStepsOption = TUNE_DEFAULTS.max_steps,
+    lr: LrOption = TUNE_DEFAULTS.lr,
+    batch_size: BatchSizeOption = TUNE_DEFAULTS.batch_size,
+    grad_accum: GradAccumOption = TUNE_DEFAULTS.grad_accum,
+    max_tokens: MaxTokensOption = TUNE_DEFAULTS.max_tokens,
+    lora_r: LoraROption = TUNE_DEFAULTS.lora_r,
+    device: DeviceOption = TUNE_DEFAULTS.device,
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many questions per language.")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer in tokens.")] = 256,
     answer_batch_size: Annotated[int, typer.Option(min=1, help="Questions per model call when answering.")] = 8,
@@ -70,11 +81,9 @@ def compare_cmd(
     --judge Qwen/Qwen2.5-72B-Instruct --judge-backend openai --base-url http://localhost:8000/v1 --name llama-sw-ur
     """
     from .. import compare
-    from ..instruct import InstructConfig
 
-    train = InstructConfig(base=base, lora=not full, epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
-                           grad_accum=grad_accum, max_tokens=max_tokens, lora_r=lora_r, lora_alpha=2 * lora_r,
-                           device=device)
+    train = tune_config(base=base, full=full, epochs=epochs, max_steps=max_steps, lr=lr, batch_size=batch_size,
+                        grad_accum=grad_accum, max_tokens=max_tokens, lora_r=lora_r, device=device)
     cfg = compare.CompareConfig(
         questions=str(questions), langs=_codes(lang), name=name, judge=judge, what=what, round=round_, before=before,
         out=str(out) if out else None, train=train, limit=limit, max_new_tokens=max_new_tokens,

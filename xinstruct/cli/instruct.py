@@ -7,9 +7,32 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..instruct import InstructConfig
 from ._app import DbOption, echo_table, open_store
 from .generation import train_app
 from .quality import eval_app
+
+# The tuning options of `train instruct`, also those of `eval compare` (both models of a comparison are tuned alike);
+# their defaults are InstructConfig's.
+TUNE_DEFAULTS = InstructConfig
+BaseOption = Annotated[str, typer.Option(
+    help="Base model: embedded (Gemma 3 270M, CPU), a local model folder (GPU) or a model version.")]
+FullOption = Annotated[bool, typer.Option("--full", help="Fine-tune all weights instead of a LoRA adapter.")]
+EpochsOption = Annotated[float, typer.Option(min=0.01, help="Passes over the export's rows.")]
+MaxStepsOption = Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")]
+LrOption = Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (cosine decay).")]
+BatchSizeOption = Annotated[int, typer.Option(min=1, help="Rows per forward pass.")]
+GradAccumOption = Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")]
+MaxTokensOption = Annotated[int, typer.Option(
+    min=32, help="Longest example in tokens (the response is cut to fit, never the prompt).")]
+LoraROption = Annotated[int, typer.Option(min=1, help="LoRA rank (the LoRA scaling alpha is twice the rank).")]
+DeviceOption = Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")]
+
+
+def tune_config(**kw) -> InstructConfig:
+    """The InstructConfig of the command-line tuning options (`full` -> lora, alpha = 2 x rank)."""
+    full, lora_r = kw.pop("full"), kw.pop("lora_r")
+    return InstructConfig(lora=not full, lora_r=lora_r, lora_alpha=2 * lora_r, **kw)
 
 
 def _codes(values: list[str] | None) -> list[str]:
@@ -20,22 +43,20 @@ def _codes(values: list[str] | None) -> list[str]:
 @train_app.command("instruct")
 def train_instruct(
     export: Annotated[Path, typer.Option(help="Export folder (written by `xinstruct export`; alpaca or messages).")],
-    base: Annotated[str, typer.Option(
-        help="Base model: embedded (Gemma 3 270M, CPU), a local model folder (GPU) or a model version.")] = "embedded",
+    base: BaseOption = "embedded",
     name: Annotated[Optional[str], typer.Option(help="Version name (default: instruct-<export hash>).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Fine-tune all weights instead of a LoRA adapter.")] = False,
+    full: FullOption = not TUNE_DEFAULTS.lora,
     langs: Annotated[Optional[list[str]], typer.Option(
         "--langs", "--lang", help="Train on these languages only (repeatable or comma-separated).")] = None,
-    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the export's rows.")] = 2.0,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (cosine decay).")] = 2e-4,
-    batch_size: Annotated[int, typer.Option(min=1, help="Rows per forward pass.")] = 4,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")] = 2,
-    max_tokens: Annotated[int, typer.Option(
-        min=32, help="Longest example in tokens (the response is cut to fit, never the prompt).")] = 512,
-    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 16,
-    fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    epochs: EpochsOption = TUNE_DEFAULTS.epochs,
+    max_steps: MaxStepsOption = TUNE_DEFAULTS.max_steps,
+    lr: LrOption = TUNE_DEFAULTS.lr,
+    batch_size: BatchSizeOption = TUNE_DEFAULTS.batch_size,
+    grad_accum: GradAccumOption = TUNE_DEFAULTS.grad_accum,
+    max_tokens: MaxTokensOption = TUNE_DEFAULTS.max_tokens,
+    lora_r: LoraROption = TUNE_DEFAULTS.lora_r,
+    fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = TUNE_DEFAULTS.fp16,
+    device: DeviceOption = TUNE_DEFAULTS.device,
     db: DbOption = None,
 ) -> None:
     """Tune an instruction model on an export (Alpaca template, `... Answer in <Language>.`, loss on the response)
@@ -45,11 +66,9 @@ def train_instruct(
     """
     from .. import instruct
 
-    cfg = instruct.InstructConfig(
-        export=str(export), base=base, name=name, lora=not full, langs=_codes(langs), epochs=epochs,
-        max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_tokens=max_tokens, lora_r=lora_r,
-        lora_alpha=2 * lora_r, fp16=fp16, device=device,
-    )
+    cfg = tune_config(export=str(export), base=base, name=name, full=full, langs=_codes(langs), epochs=epochs,
+                      max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, max_tokens=max_tokens,
+                      lora_r=lora_r, fp16=fp16, device=device)
     store = open_store(db)
     version = instruct.train_instruct(store, cfg)
     from ..store import registry
