@@ -10,6 +10,8 @@ round, unchanged ones included, so `blind.py make --a <base> --b <tag>` pairs th
 and timings to `bench/out/quality/refine-<tag>.json`.
 
     OMP_NUM_THREADS=1 /usr/bin/time -v .venv/bin/python bench/quality/refine_round.py --per-lang 5 --tag r1
+    # the CLI's path (one refine.run, one evaluator load), for cost only; compares its rewrites with r1's:
+    OMP_NUM_THREADS=1 /usr/bin/time -v .venv/bin/python bench/quality/refine_round.py --one-call --no-write --tag r1b
     .venv/bin/python bench/quality/blind.py make --a v3 --b r1 --out blind4     # then judge, then `report`
 """
 
@@ -50,6 +52,9 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["dev", "test"])
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--db", default=None, help="store to use (default: a temporary one)")
+    ap.add_argument("--one-call", action="store_true", help="one refine.run(rounds=N), as `xinstruct refine --rounds N` "
+                    "runs it (one evaluator load; no separate label/round timings)")
+    ap.add_argument("--no-write", action="store_true", help="do not write candidates-<tag>.jsonl (timing reruns)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -93,11 +98,11 @@ def main() -> None:
     drafts = [c for c in drafts if c["row"] in cand_of]
 
     load_before = os.getloadavg()
-    t0 = time.perf_counter()
-    s0 = refine.run(store, refine.RefineConfig(rounds=0, progress=False))
+    c0, t0 = time.process_time(), time.perf_counter()
+    s0 = None if args.one_call else refine.run(store, refine.RefineConfig(rounds=0, progress=False))
     t1 = time.perf_counter()
     s1 = refine.run(store, refine.RefineConfig(rounds=args.rounds, progress=False))
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     load_after = os.getloadavg()
 
     per_draft, out_rows = [], []
@@ -111,9 +116,10 @@ def main() -> None:
                           "changed": last["instruction"] != c["instruction"]})
         out_rows.append({**c, "id": f"{args.tag}-{c['row']}", "instruction": last["instruction"],
                          "generator": f"{c['generator']} + refine {args.rounds} round(s)"})
-    with (HERE / f"candidates-{args.tag}.jsonl").open("w", encoding="utf-8") as f:
-        for r in out_rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if not args.no_write:
+        with (HERE / f"candidates-{args.tag}.jsonl").open("w", encoding="utf-8") as f:
+            for r in out_rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
     n = len(drafts)
     flawed = sum(d["label_before"] == "flawed" for d in per_draft)
     summary = {
@@ -121,12 +127,14 @@ def main() -> None:
         "labels_before": dict(Counter(d["label_before"] for d in per_draft)),
         "labels_after": dict(Counter(d["label_after"] for d in per_draft)),
         "flawed": flawed, "changed": sum(d["changed"] for d in per_draft),
-        "label_s": round(t1 - t0, 1), "round_s": round(t2 - t1, 1), "total_s": round(t2 - t0, 1),
-        "s_per_candidate": round((t2 - t0) / n, 2), "round_s_per_flawed": round((t2 - t1) / max(flawed, 1), 2),
+        "one_call": args.one_call, "label_s": None if args.one_call else round(t1 - t0, 1),
+        "round_s": None if args.one_call else round(t2 - t1, 1), "total_s": round(t2 - t0, 1),
+        "s_per_candidate": round((t2 - t0) / n, 2), "cpu_s_per_candidate": round((c2 - c0) / n, 2),
+        "round_s_per_flawed": None if args.one_call else round((t2 - t1) / max(flawed, 1), 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
-        "stats_label": {k: s0[k] for k in ("labelled", "labels")},
+        "stats_label": s0 and {k: s0[k] for k in ("labelled", "labels")},
         "stats_round": {k: s1[k] for k in ("refined", "unchanged", "rounds", "labels")},
     }
     out = HERE.parents[1] / "bench" / "out" / "quality"
