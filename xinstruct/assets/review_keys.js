@@ -6,7 +6,14 @@
 // the same item is still shown and the key means something in the page's new mode; otherwise it is refused with a
 // visible notice. A key the server never confirms is sent again under the same id (the server ignores ids it has seen),
 // and after a few tries the reviewer is told. Nothing is dropped in silence and nothing is applied twice.
-const VERSION = 4;
+//
+// Readiness: until this module has mounted and holds the page's data, a key cannot reach the queue (Streamlit imports
+// the module after the page's first elements are drawn; on a slow first load the buttons are on screen seconds before).
+// A key pressed then goes to Streamlit's own button shortcut (an A on an idle page accepts the item shown), which has no
+// queue and no tie to the item shown, so a burst can land on an item the reviewer has not seen. So the page shows "Keyboard shortcuts are starting…" (render.keys_cue_html) and this listener marks the document
+// (<html data-xi-keys="ready">) once it holds the page's data; review.css then says "Keyboard shortcuts on" and shows
+// the shortcut badges as live. Leaving the Review page (detach) removes the mark.
+const VERSION = 5;
 const KEYS = new Set(["a", "e", "x", "s", "u", "1", "2", "3", "4", "5", "6", "escape"]);
 const RESEND_MS = 1500; // no confirmation this long after the page went idle: send the same id again
 const MAX_TRIES = 4;
@@ -43,6 +50,11 @@ function noticeBox(id) {
     document.body.appendChild(box);
   }
   return box;
+}
+
+function markReady(ready) {
+  if (ready) document.documentElement.dataset.xiKeys = "ready";
+  else delete document.documentElement.dataset.xiKeys;
 }
 
 function makeController() {
@@ -155,6 +167,7 @@ function makeController() {
     c.trigger = trigger;
     c.lastUpdate = performance.now();
     if (c.pending && data.ack === c.pending.id) c.pending = null;
+    markReady(true);
     c.pump();
   };
 
@@ -164,6 +177,7 @@ function makeController() {
     c.view = null;
     c.pending = null;
     c.queue = [];
+    markReady(false);
     c.showQueue();
     if (lost.length) c.refuse(`${lost.join(" ")} not applied: you left the Review page.`);
   };
@@ -174,6 +188,7 @@ function makeController() {
   const ticker = setInterval(c.watch, 200);
   window.addEventListener("keydown", c.onKey, true);
   c.dispose = () => {
+    markReady(false);
     observer.disconnect();
     clearInterval(ticker);
     window.removeEventListener("keydown", c.onKey, true);
