@@ -9,7 +9,9 @@
   notice and lands on no other item. The decisions are read back from the database.
 * The keyboard cue (a third reviewer): with the listener's module held back (a slow first load made sure), the page
   says "Keyboard shortcuts are starting…" and the badges look switched off; once the listener holds the page's data,
-  "Keyboard shortcuts on", and A goes through it.
+  "Keyboard shortcuts on", and A goes through it. The login page loads the listener: A A pressed as soon as the first
+  item shows, before the listener has the Review page's data (held back 3 s), accepts that item and refuses the
+  second A.
 
 Screenshots go to the test's tmp folder and are copied to $TMPDIR/xinstruct-review-{desktop,phone}.png.
 `bench/browser_soak.sh` runs this file repeatedly beside a CPU hog.
@@ -59,6 +61,10 @@ HANA_ITEMS = [  # the third reviewer's queue (hi), in queue order; last in the a
      "instruction": "What did the city council decide to build?", "score": 0.99},
     {"lang": "hi", "text": "पुस्तकालय अगले साल खुलेगा और उसमें बच्चों के लिए एक अलग कमरा होगा।",
      "instruction": "When will the library open?", "score": 0.995},
+    {"lang": "hi", "text": "पुस्तकालय में हिंदी और अंग्रेज़ी की दस हज़ार किताबें होंगी।",
+     "instruction": "How many books will the library have?", "score": 0.996},
+    {"lang": "hi", "text": "शहर के लोग पुस्तकालय के लिए किताबें दान कर सकते हैं।",
+     "instruction": "How can residents help the library?", "score": 0.997},
 ]
 # Holds back the key listener's JS module (Streamlit imports a component's inline JS from a blob: URL) until the test
 # calls window.__xiReleaseKeys(): the page then looks as on a slow first load, the item shown and the listener not yet
@@ -240,7 +246,7 @@ def test_keys_cue_until_listener_mounted(server, browser):
     that they are on, and a key goes through it. The listener's module is held back to make the slow first load sure."""
     from playwright.sync_api import expect
 
-    first, second = server["hana"]
+    first, second = server["hana"][:2]
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.add_init_script(HOLD_LISTENER)
     _login(page, server["url"], "hana")
@@ -270,6 +276,46 @@ def test_keys_cue_until_listener_mounted(server, browser):
         rows = [tuple(r) for r in tx.all("SELECT candidate_id, action FROM decisions WHERE reviewer = 'hana'")]
     assert rows == [(first, "accept")]
     assert second != first
+
+
+def test_keys_right_after_login_are_queued(server, browser):
+    """The login page loads the key listener, so keys pressed as soon as the first item shows, before the Review page's
+    listener data has arrived, are queued for that item: A A accepts it and refuses the second A (pressed on it too),
+    instead of Streamlit's own shortcut accepting two items. The data is held back 3 s to make the gap sure."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(server["url"])
+    page.get_by_role("textbox", name="Name").fill("hana")
+    page.wait_for_function("() => !!window.__xiReviewKeys", timeout=30_000)  # loaded on the login page
+    page.evaluate("""() => {
+        const c = window.__xiReviewKeys, update = c.update;
+        c.update = (data, trigger) => setTimeout(() => { c.update = update; update(data, trigger); }, 3000);
+    }""")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    item = page.locator("[data-xi-item]")
+    expect(item).to_have_count(1, timeout=60_000)
+    shown = item.get_attribute("data-xi-item")
+    assert page.evaluate("() => document.documentElement.dataset.xiKeys === undefined")  # its data not there yet
+    page.locator(".xi-instruction").click()
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
+    refused = page.locator("#xi-keys-refused")
+    expect(refused).to_be_visible(timeout=30_000)
+    expect(refused).to_contain_text("A was not applied")
+    expect(page.locator(".xi-keys-cue")).to_have_text(render.KEYS_ON, use_inner_text=True, timeout=30_000)
+    nxt = page.locator("[data-xi-item]")
+    expect(nxt).not_to_have_attribute("data-xi-item", shown, timeout=30_000)
+    following = nxt.get_attribute("data-xi-item")
+    page.close()
+
+    store = Store(server["db"])
+    with store.session() as tx:
+        rows = [tuple(r) for r in tx.all("SELECT candidate_id, action FROM decisions WHERE reviewer = 'hana'")]
+    assert rows[-1] == (shown, "accept")
+    assert (following, "accept") not in rows  # the second A landed on no other item
 
 
 def test_review_with_keyboard(server, browser):
