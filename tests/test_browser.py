@@ -10,7 +10,7 @@
 * The keyboard cue (a third reviewer): with the listener's module held back (a slow first load made sure), the page
   says "Keyboard shortcuts are starting…" and the badges look switched off; once the listener holds the page's data,
   "Keyboard shortcuts on", and A goes through it. The login page loads the listener: A A pressed as soon as the first
-  item shows, before the listener has the Review page's data (held back 3 s), accepts that item and refuses the
+  item shows, before the listener has the Review page's data (held back), accepts that item and refuses the
   second A.
 
 Screenshots go to the test's tmp folder and are copied to $TMPDIR/xinstruct-review-{desktop,phone}.png.
@@ -281,16 +281,17 @@ def test_keys_cue_until_listener_mounted(server, browser):
 def test_keys_right_after_login_are_queued(server, browser):
     """The login page loads the key listener, so keys pressed as soon as the first item shows, before the Review page's
     listener data has arrived, are queued for that item: A A accepts it and refuses the second A (pressed on it too),
-    instead of Streamlit's own shortcut accepting two items. The data is held back 3 s to make the gap sure."""
+    instead of Streamlit's own shortcut taking them. The data is held back until the keys are pressed."""
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.goto(server["url"])
     page.get_by_role("textbox", name="Name").fill("hana")
     page.wait_for_function("() => !!window.__xiReviewKeys", timeout=30_000)  # loaded on the login page
-    page.evaluate("""() => {
-        const c = window.__xiReviewKeys, update = c.update;
-        c.update = (data, trigger) => setTimeout(() => { c.update = update; update(data, trigger); }, 3000);
+    page.evaluate("""() => {  // hold the Review page's data back from the listener until the test releases it
+        const c = window.__xiReviewKeys, update = c.update, held = [];
+        c.update = (data, trigger) => { held.push([data, trigger]); };
+        window.__xiReleaseData = () => { c.update = update; for (const [data, trigger] of held) update(data, trigger); };
     }""")
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -301,6 +302,9 @@ def test_keys_right_after_login_are_queued(server, browser):
     page.locator(".xi-instruction").click()
     page.keyboard.press("a")
     page.keyboard.press("a")
+    expect(page.locator("#xi-keys-queued")).to_contain_text("A A queued", timeout=30_000)  # heard, waiting
+    expect(page.locator(".xi-keys-cue")).to_have_text(render.KEYS_STARTING, use_inner_text=True)
+    page.evaluate("() => window.__xiReleaseData()")
     expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
     refused = page.locator("#xi-keys-refused")
     expect(refused).to_be_visible(timeout=30_000)
