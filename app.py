@@ -21,7 +21,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from xinstruct import auth, render, review
+from xinstruct import auth, keyboard, render, review
 from xinstruct.errors import StoreError
 from xinstruct.store import env_busy_timeout, waiting
 
@@ -58,6 +58,7 @@ def run_app() -> None:
         def login_page():
             st.title("xinstruct review")
             auth.login_form(store)
+            keyboard.preload()  # the Review page's key listener, loaded while the reviewer logs in
 
         st.navigation([st.Page(login_page, title="Log in", icon=":material/login:", default=True)],
                       position="hidden").run()

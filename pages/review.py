@@ -177,6 +177,12 @@ def keys_listener():
         "hint": keyboard.MODE_HINT[mode], "ack": ss.get("xi_keys_ack", ""), "run": ss.xi_run})
 
 
+def keys_cue():
+    """Under the buttons whose keys the listener handles: "shortcuts are starting" until it has mounted (keys pressed
+    before that never reach its queue), then "shortcuts on" (the listener marks the page; review.css swaps the text)."""
+    st.html(render.keys_cue_html())
+
+
 # -- load ------------------------------------------------------------------------------------------------------------
 if "xi_item" not in ss:
     try:
@@ -228,6 +234,7 @@ if not item:
     c1, c2 = st.columns(2)
     c1.button("Check again", key="xi_check", type="primary", on_click=check_again)
     c2.button("Undo my last decision", key="xi_undo", shortcut="U", on_click=act, args=(V.UNDO,))
+    keys_cue()
     guidelines()
     show_progress()
     st.stop()
@@ -271,6 +278,7 @@ with pair:
             for number, (code, label) in enumerate(review.REJECT_REASONS.items(), start=1):
                 bar.button(label, key=f"xi_reject_{code}", shortcut=str(number), on_click=reject_with, args=(code,))
             bar.button("Cancel", key="xi_cancel_reject", shortcut="Esc", on_click=set_mode, args=("view",))
+            keys_cue()
             st.text_input("Details (required for Other)", key=f"xi_note_{cid}")
         else:
             bar = st.container(horizontal=True)
@@ -279,6 +287,7 @@ with pair:
             bar.button("Reject", key="xi_reject", shortcut="X", on_click=set_mode, args=("reject",))
             bar.button("Skip", key="xi_skip", shortcut="S", on_click=act, args=(V.SKIP,))
             bar.button("Undo last", key="xi_undo", shortcut="U", on_click=act, args=(V.UNDO,))
+            keys_cue()
         agreement = _agreement_text(str(store.path), item["lang"])  # how far this evaluator has agreed with reviewers
         st.html(render.suggestion_html(item["label"], item["score"], agreement, reason=item["label_reason"]))
 

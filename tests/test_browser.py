@@ -7,6 +7,11 @@
 * Keys pressed while the page is busy (as a second reviewer, on items of their own languages): a burst is queued and
   applied in order to the item it was pressed on; a key pressed on an item that is gone is refused with a visible
   notice and lands on no other item. The decisions are read back from the database.
+* The keyboard cue (a third reviewer): with the listener's module held back (a slow first load made sure), the page
+  says "Keyboard shortcuts are starting…" and the badges look switched off; once the listener holds the page's data,
+  "Keyboard shortcuts on", and A goes through it. The login page loads the listener: A A pressed as soon as the first
+  item shows, before the listener has the Review page's data (held back), accepts that item and refuses the
+  second A.
 
 Screenshots go to the test's tmp folder and are copied to $TMPDIR/xinstruct-review-{desktop,phone}.png.
 `bench/browser_soak.sh` runs this file repeatedly beside a CPU hog.
@@ -25,7 +30,7 @@ from argon2 import PasswordHasher
 
 from browser_kit import chromium, require_browser, streamlit_server
 from conftest import add_candidates
-from xinstruct import auth
+from xinstruct import auth, render
 from xinstruct.store import Store
 
 pytestmark = pytest.mark.browser
@@ -51,6 +56,26 @@ RITA_ITEMS = [  # the second reviewer's queue (fi, tr, vi, id), in queue order; 
     {"lang": "id", "text": "Dewan kota kemarin memutuskan untuk membangun perpustakaan baru di pusat kota.",
      "instruction": "What did the city council decide to build?", "score": 0.98},
 ]
+HANA_ITEMS = [  # the third reviewer's queue (hi), in queue order; last in the admin's queue
+    {"lang": "hi", "text": "नगर परिषद ने कल शहर के बीच में एक नया पुस्तकालय बनाने का फ़ैसला किया।",
+     "instruction": "What did the city council decide to build?", "score": 0.99},
+    {"lang": "hi", "text": "पुस्तकालय अगले साल खुलेगा और उसमें बच्चों के लिए एक अलग कमरा होगा।",
+     "instruction": "When will the library open?", "score": 0.995},
+    {"lang": "hi", "text": "पुस्तकालय में हिंदी और अंग्रेज़ी की दस हज़ार किताबें होंगी।",
+     "instruction": "How many books will the library have?", "score": 0.996},
+    {"lang": "hi", "text": "शहर के लोग पुस्तकालय के लिए किताबें दान कर सकते हैं।",
+     "instruction": "How can residents help the library?", "score": 0.997},
+]
+# Holds back the key listener's JS module (Streamlit imports a component's inline JS from a blob: URL) until the test
+# calls window.__xiReleaseKeys(): the page then looks as on a slow first load, the item shown and the listener not yet
+# mounted.
+HOLD_LISTENER = """
+window.__xiHoldKeys = new Promise((resolve) => { window.__xiReleaseKeys = resolve; });
+const createObjectURL = URL.createObjectURL.bind(URL);
+URL.createObjectURL = (blob) => (blob instanceof Blob && blob.type === "text/javascript")
+  ? createObjectURL(new Blob(["await window.__xiHoldKeys;\\n", blob], {type: blob.type}))
+  : createObjectURL(blob);
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +96,7 @@ def server(tmp_path_factory):
     saved = auth._hasher
     auth._hasher = fast
     rita_ids = add_candidates(store, RITA_ITEMS)
+    hana_ids = add_candidates(store, HANA_ITEMS)
     store.write(lambda tx: tx.execute("UPDATE documents SET url = ? "
                                       "WHERE id = (SELECT doc_id FROM candidates WHERE id = ?)", [UR_URL, ids[0]]))
     store.write(lambda tx: tx.execute("UPDATE documents SET url = 'javascript:alert(1)' "
@@ -78,11 +104,12 @@ def server(tmp_path_factory):
     try:
         auth.add_user(store, "boss", PASSWORD, "admin", [])
         auth.add_user(store, "rita", PASSWORD, "reviewer", ["fi", "tr", "vi", "id"])
+        auth.add_user(store, "hana", PASSWORD, "reviewer", ["hi"])
     finally:
         auth._hasher = saved
     del store  # the file is closed after every session; the server process opens it alone
     with streamlit_server(db, folder, "app.py") as srv:
-        yield {**srv, "db": db, "ids": ids, "rita": rita_ids, "folder": folder}
+        yield {**srv, "db": db, "ids": ids, "rita": rita_ids, "hana": hana_ids, "folder": folder}
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +213,19 @@ def test_keys_pressed_while_busy(server, browser):
     # 1. A, A: the first accepts the Finnish item; the second was pressed on that item too (the next one was not on
     #    screen yet), so it must not accept the Turkish item: it is refused with a visible notice.
     expect(page.locator(".xi-response")).to_contain_text("Kaupungin", timeout=30_000)
-    # the key listener is mounted (it renders after the item on a busy machine; keys before it cannot be heard)
-    page.wait_for_function("() => !!(window.__xiReviewKeys && window.__xiReviewKeys.view)", timeout=30_000)
+    # as a reviewer does: wait until the page says the shortcuts are on (on a busy machine the key listener mounts
+    # seconds after the item is shown; a key pressed before goes to Streamlit's own button shortcut, not the queue)
+    expect(page.locator(".xi-keys-cue")).to_have_text(render.KEYS_ON, use_inner_text=True, timeout=30_000)
     page.locator(".xi-instruction").click()
-    page.keyboard.press("a")
-    page.keyboard.press("a")
+    # The two keydowns in one browser task: two page.keyboard.press calls are two round trips through the Playwright
+    # driver, and beside the CPU hog (soak 03:24, run 2 of 20) the Turkish item was drawn between them, so the second
+    # A was rightly applied to the item on screen when it arrived. Here both are surely pressed on the Finnish item.
+    page.evaluate("""() => {
+        const target = document.activeElement || document.body;
+        for (const type of ["keydown", "keyup", "keydown", "keyup"]) {
+            target.dispatchEvent(new KeyboardEvent(type, {key: "a", code: "KeyA", bubbles: true, cancelable: true}));
+        }
+    }""")
     expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
     expect(page.locator(".xi-response")).to_contain_text("Belediye", timeout=30_000)
     expect(refused).to_be_visible(timeout=30_000)
@@ -211,6 +246,87 @@ def test_keys_pressed_while_busy(server, browser):
     page.close()
 
     assert _rita_decisions(server) == [(fi, "accept", None), (tr, "reject", "wrong_language"), (vi, "skip", None)]
+
+
+def test_keys_cue_until_listener_mounted(server, browser):
+    """Until the key listener has mounted, the page says that shortcuts are starting; once it holds the page's data,
+    that they are on, and a key goes through it. The listener's module is held back to make the slow first load sure."""
+    from playwright.sync_api import expect
+
+    first, second = server["hana"][:2]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.add_init_script(HOLD_LISTENER)
+    _login(page, server["url"], "hana")
+    cue = page.locator(".xi-keys-cue")
+    expect(page.locator(".xi-response")).to_contain_text("नगर परिषद", timeout=30_000)
+    expect(cue).to_have_text(render.KEYS_STARTING, use_inner_text=True, timeout=30_000)
+    time.sleep(1)  # the page is idle: the listener stays unmounted while its module is held
+    assert page.evaluate("() => window.__xiReviewKeys === undefined")
+    expect(cue).to_have_text(render.KEYS_STARTING, use_inner_text=True)
+    badge = page.get_by_role("button", name="Accept").locator("kbd")
+    switched_off = "e => getComputedStyle(e).textDecorationLine === 'line-through'"
+    assert badge.evaluate(switched_off)  # the A badge looks switched off
+
+    page.evaluate("() => window.__xiReleaseKeys()")
+    expect(cue).to_have_text(render.KEYS_ON, use_inner_text=True, timeout=30_000)
+    assert page.evaluate("() => !!(window.__xiReviewKeys && window.__xiReviewKeys.view)")  # "on" means mounted
+    assert not badge.evaluate(switched_off)
+    page.locator(".xi-instruction").click()
+    page.keyboard.press("a")
+    expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
+    expect(page.locator(".xi-response")).to_contain_text("पुस्तकालय अगले", timeout=30_000)
+    expect(cue).to_have_text(render.KEYS_ON, use_inner_text=True)  # the next item: the listener is still there
+    page.close()
+
+    store = Store(server["db"])
+    with store.session() as tx:
+        rows = [tuple(r) for r in tx.all("SELECT candidate_id, action FROM decisions WHERE reviewer = 'hana'")]
+    assert rows == [(first, "accept")]
+    assert second != first
+
+
+def test_keys_right_after_login_are_queued(server, browser):
+    """The login page loads the key listener, so keys pressed as soon as the first item shows, before the Review page's
+    listener data has arrived, are queued for that item: A A accepts it and refuses the second A (pressed on it too),
+    instead of Streamlit's own shortcut taking them. The data is held back until the keys are pressed."""
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(server["url"])
+    page.get_by_role("textbox", name="Name").fill("hana")
+    page.wait_for_function("() => !!window.__xiReviewKeys", timeout=30_000)  # loaded on the login page
+    page.evaluate("""() => {  // hold the Review page's data back from the listener until the test releases it
+        const c = window.__xiReviewKeys, update = c.update, held = [];
+        c.update = (data, trigger) => { held.push([data, trigger]); };
+        window.__xiReleaseData = () => { c.update = update; for (const [data, trigger] of held) update(data, trigger); };
+    }""")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    item = page.locator("[data-xi-item]")
+    expect(item).to_have_count(1, timeout=60_000)
+    shown = item.get_attribute("data-xi-item")
+    assert page.evaluate("() => document.documentElement.dataset.xiKeys === undefined")  # its data not there yet
+    page.locator(".xi-instruction").click()
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    expect(page.locator("#xi-keys-queued")).to_contain_text("A A queued", timeout=30_000)  # heard, waiting
+    expect(page.locator(".xi-keys-cue")).to_have_text(render.KEYS_STARTING, use_inner_text=True)
+    page.evaluate("() => window.__xiReleaseData()")
+    expect(page.get_by_text("Accepted.")).to_be_visible(timeout=30_000)
+    refused = page.locator("#xi-keys-refused")
+    expect(refused).to_be_visible(timeout=30_000)
+    expect(refused).to_contain_text("A was not applied")
+    expect(page.locator(".xi-keys-cue")).to_have_text(render.KEYS_ON, use_inner_text=True, timeout=30_000)
+    nxt = page.locator("[data-xi-item]")
+    expect(nxt).not_to_have_attribute("data-xi-item", shown, timeout=30_000)
+    following = nxt.get_attribute("data-xi-item")
+    page.close()
+
+    store = Store(server["db"])
+    with store.session() as tx:
+        rows = [tuple(r) for r in tx.all("SELECT candidate_id, action FROM decisions WHERE reviewer = 'hana'")]
+    assert rows[-1] == (shown, "accept")
+    assert (following, "accept") not in rows  # the second A landed on no other item
 
 
 def test_review_with_keyboard(server, browser):
@@ -235,8 +351,10 @@ def test_review_with_keyboard(server, browser):
     response = page.locator(".xi-response")
     expect(response).to_contain_text("<script>alert(1)</script>", timeout=30_000)
     assert page.locator(".xi-response script").count() == 0
+    # the source panel is drawn after the pair: wait for this item's panel before counting its links (the previous
+    # item's panel, with its http link, can still be on screen while the run goes on)
+    expect(page.locator(".xi-source-panel")).to_contain_text("javascript:alert(1)", timeout=30_000)
     assert page.locator(".xi-source-panel a").count() == 0  # a javascript: URL is shown as text, never as a link
-    expect(page.locator(".xi-source-panel")).to_contain_text("javascript:alert(1)")
     page.keyboard.press("x")
     expect(page.get_by_role("button", name="Wrong language")).to_be_visible(timeout=30_000)
     page.keyboard.press("1")

@@ -109,3 +109,18 @@ def test_pair_carries_the_item_id_for_the_key_listener():
     out = render.review_pair_html(ITEM)
     assert 'data-xi-item="c&lt;1&gt;"' in out
     assert "Say &lt;b&gt;hi&lt;/b&gt;" in out and 'class="xi-field xi-response"' in out
+
+
+def test_keys_cue_says_starting_until_the_listener_marks_the_page():
+    out = render.keys_cue_html()
+    assert 'class="xi-keys-cue"' in out and 'role="status"' in out
+    assert render.KEYS_STARTING in out and render.KEYS_ON in out  # review.css shows one of them
+    css = render.page_css()
+    assert 'html[data-xi-keys="ready"] .xi-keys-cue .xi-keys-starting' in css
+    script = keyboard._script()
+    assert 'document.documentElement.dataset.xiKeys = "ready"' in script
+
+
+def test_page_css_has_no_angle_bracket():
+    # st.html's sanitizer drops a <style> whose text contains "<" followed by a letter: the whole app CSS would be lost
+    assert "<" not in render.page_css()

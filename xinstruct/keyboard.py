@@ -63,6 +63,13 @@ def resolve(press: Any, *, item_id: str, mode: str, seen: list[str]) -> tuple[st
     return action, None
 
 
+def preload() -> None:
+    """Mount the listener with nothing to hear (the login page): its module is loaded before the Review page's first
+    item is drawn, so a key pressed right after login is queued for that item instead of going to Streamlit's own
+    button shortcut (assets/review_keys.js, "Readiness")."""
+    component()(key="xi_keys_login", data={"mode": "off"})
+
+
 @lru_cache(maxsize=1)
 def _script() -> str:
     return resources.files("xinstruct").joinpath("assets/review_keys.js").read_text(encoding="utf-8")

@@ -208,6 +208,19 @@ def language_filter(key: str) -> list[str] | None:
     return chosen or None
 
 
+KEYS_STARTING = "Keyboard shortcuts are starting… use the buttons until they are on."
+KEYS_ON = "Keyboard shortcuts on."
+
+
+def keys_cue_html() -> str:
+    """The Review page's keyboard status (fixed text, no stored text): "starting" until the key listener
+    (assets/review_keys.js) has mounted and holds the page's data, then "on". The listener marks the document
+    (<html data-xi-keys="ready">) and review.css shows the line that fits; until then the shortcut badges are dimmed."""
+    return ('<div class="xi-keys-cue" role="status" aria-live="polite">'
+            f'<span class="xi-keys-starting">{html.escape(KEYS_STARTING)}</span>'
+            f'<span class="xi-keys-on">{html.escape(KEYS_ON)}</span></div>')
+
+
 @lru_cache(maxsize=1)
 def page_css() -> str:
     """The app's CSS (font stack with Bengali, Tamil, Thai, Urdu glyphs; one column below 640 px)."""

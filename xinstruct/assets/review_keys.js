@@ -6,7 +6,20 @@
 // the same item is still shown and the key means something in the page's new mode; otherwise it is refused with a
 // visible notice. A key the server never confirms is sent again under the same id (the server ignores ids it has seen),
 // and after a few tries the reviewer is told. Nothing is dropped in silence and nothing is applied twice.
-const VERSION = 4;
+//
+// Readiness: until this module has loaded, a key cannot reach the queue (Streamlit imports the module after the page's
+// first elements are drawn; on a slow first load the buttons are on screen seconds before). A key pressed then goes to
+// Streamlit's own button shortcut (an A on an idle page accepts the item shown), which has no queue and no tie to the
+// item shown, so a burst can land on an item the reviewer has not seen. Two answers:
+// * Capture: the login page mounts this listener too (data {mode: "off"}: it only installs the controller), so after
+//   login the controller already exists when the first item is drawn. A key pressed while an item is on screen
+//   ([data-xi-item]) but before the Review page's data has arrived is queued for that item like any key pressed while
+//   busy; if the item leaves the page before the data arrives, the key is refused visibly.
+// * Cue, for a first load without the login page (a reload with the session cookie): the page shows "Keyboard
+//   shortcuts are starting…" (render.keys_cue_html) and this listener marks the document (<html data-xi-keys="ready">)
+//   once it holds the page's data; review.css then says "Keyboard shortcuts on" and shows the shortcut badges as live.
+//   Leaving the Review page (detach) removes the mark.
+const VERSION = 5; // 5: readiness mark, keys queued before the page's data
 const KEYS = new Set(["a", "e", "x", "s", "u", "1", "2", "3", "4", "5", "6", "escape"]);
 const RESEND_MS = 1500; // no confirmation this long after the page went idle: send the same id again
 const MAX_TRIES = 4;
@@ -45,6 +58,11 @@ function noticeBox(id) {
   return box;
 }
 
+function markReady(ready) {
+  if (ready) document.documentElement.dataset.xiKeys = "ready";
+  else delete document.documentElement.dataset.xiKeys;
+}
+
 function makeController() {
   const c = {
     version: VERSION,
@@ -57,6 +75,7 @@ function makeController() {
     lastUpdate: 0,
     detachTimer: null,
     refusedTimer: null,
+    goneSince: 0,
   };
 
   c.itemOnScreen = () => {
@@ -117,7 +136,7 @@ function makeController() {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
     const key = keyName(ev);
     if (!KEYS.has(key) || editable(ev.target)) return;
-    if (!c.view && !c.pending && !c.queue.length) return; // not on the Review page
+    if (!c.view && !c.pending && !c.queue.length && !document.querySelector("[data-xi-item]")) return; // not on Review
     const busy = !!c.pending || c.queue.length > 0 || !c.view || !appIdle();
     if (!busy && c.view.mode === "edit") return; // Ctrl+Enter / Esc of the edit form handle it
     ev.preventDefault();
@@ -133,6 +152,18 @@ function makeController() {
 
   c.watch = () => {
     c.pump();
+    if (!c.view && c.queue.length && !document.querySelector("[data-xi-item]") && appIdle()) {
+      // queued before the Review page's data arrived, and the item has gone since: the page is not the Review page
+      c.goneSince = c.goneSince || performance.now();
+      if (performance.now() - c.goneSince > DETACH_MS) {
+        const lost = c.queue.map((q) => label(q.key));
+        c.queue = [];
+        c.showQueue();
+        c.refuse(`${lost.join(" ")} not applied: the Review page was not ready and its item is gone.`);
+      }
+    } else {
+      c.goneSince = 0;
+    }
     const p = c.pending;
     if (!p || !appIdle()) return;
     const now = performance.now();
@@ -155,6 +186,7 @@ function makeController() {
     c.trigger = trigger;
     c.lastUpdate = performance.now();
     if (c.pending && data.ack === c.pending.id) c.pending = null;
+    markReady(true);
     c.pump();
   };
 
@@ -164,6 +196,7 @@ function makeController() {
     c.view = null;
     c.pending = null;
     c.queue = [];
+    markReady(false);
     c.showQueue();
     if (lost.length) c.refuse(`${lost.join(" ")} not applied: you left the Review page.`);
   };
@@ -174,6 +207,7 @@ function makeController() {
   const ticker = setInterval(c.watch, 200);
   window.addEventListener("keydown", c.onKey, true);
   c.dispose = () => {
+    markReady(false);
     observer.disconnect();
     clearInterval(ticker);
     window.removeEventListener("keydown", c.onKey, true);
@@ -196,6 +230,7 @@ function controller() {
 // run after an overtaken render was refused as "you left the Review page" while the reviewer was still on it.)
 export default function (component) {
   const c = controller();
+  if (component.data && component.data.mode === "off") return () => {}; // the login page: installed, nothing to hear
   const el = component.parentElement;
   c.update(component.data, component.setTriggerValue);
   return () => {
