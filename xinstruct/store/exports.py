@@ -38,6 +38,14 @@ def _id_range(start: str | None, stop: str | None) -> tuple[str, list]:
     return " AND ".join(conds) or "TRUE", params
 
 
+def _texts(drafts: bool) -> tuple[str, str]:
+    """The SQL of a pair's instruction and response: the final texts (a reviewer's edit where there is one), or with
+    `drafts` the texts as generated."""
+    if drafts:
+        return "c.instruction", "c.response"
+    return "coalesce(c.final_instruction, c.instruction)", "coalesce(c.final_response, c.response)"
+
+
 def export_query(filters: Filters, template: str, *, answer_hint: bool = True, start: str | None = None,
                  stop: str | None = None, drafts: bool = False) -> tuple[str, list]:
     """The SELECT that yields the export rows in their final column order (the template's head, then METADATA), and
@@ -55,12 +63,12 @@ def export_query(filters: Filters, template: str, *, answer_hint: bool = True, s
     rng, rng_params = _id_range(start, stop)
     where, params = f"{where} AND {rng}", [*params, *rng_params]
     name_sql, name_params = _lang_name_sql()
-    instruction = "rtrim(coalesce(c.instruction, ''))" if drafts else "rtrim(coalesce(c.final_instruction, c.instruction, ''))"
+    instruction, response = _texts(drafts)
+    instruction = f"rtrim(coalesce({instruction}, ''))"
     if answer_hint:
         instruction = f"{instruction} || ' Answer in ' || {name_sql} || '.'"
     else:
         name_params = []
-    response = "c.response" if drafts else "coalesce(c.final_response, c.response)"
     if template == "alpaca":
         head = f"{instruction} AS instruction, '' AS input, {response} AS output"
         head_cols = "w.instruction, w.input, w.output"
@@ -136,8 +144,7 @@ def language_lengths(store: Store, filters: Filters, *, drafts: bool = False) ->
     """Per language of the selected pairs (final texts, or the drafts with `drafts`): lang, rows, instr_mean,
     instr_sd, resp_mean, resp_sd, resp_min, resp_max (characters), edited."""
     where, params = where_all(filters)
-    ins = "c.instruction" if drafts else "coalesce(c.final_instruction, c.instruction)"
-    resp = "c.response" if drafts else "coalesce(c.final_response, c.response)"
+    ins, resp = _texts(drafts)
     with store.session() as tx:
         return tx.dicts(
             "SELECT c.lang, count(*) AS rows,"
