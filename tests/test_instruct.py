@@ -168,23 +168,29 @@ def test_lora_training_registers_an_instruct_version_with_the_export_hash(store,
 
 
 def test_the_loss_counts_response_tokens_only(tiny_lm):
-    """The model's loss on an encoded example equals the loss over the response positions computed by hand."""
+    """The training loss of a padded batch equals the mean log-loss of the response tokens computed by hand, row by
+    row without padding: left padding, position ids and the logits kept only at the end change nothing."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from xinstruct.train import collate
+    from xinstruct.train import collate, target_loss
 
     tok = AutoTokenizer.from_pretrained(str(tiny_lm))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_lm)).eval()
-    ex = encode_sft(tok, SFTRow("sw", "Describe the city.", "Dar es Salaam ni mji mkubwa."), 512)
-    batch = collate([ex], tok.pad_token_id)
+    examples = [encode_sft(tok, SFTRow("sw", "Describe the city.", "Dar es Salaam ni mji mkubwa."), 512),
+                encode_sft(tok, SFTRow("fi", "Explain in detail what Helsinki is known for and why people visit it.",
+                                       "Helsinki."), 512)]
+    assert len(examples[0].input_ids) != len(examples[1].input_ids)
+    total, count = 0.0, 0
     with torch.no_grad():
-        out = model(**batch)
-    logp = torch.log_softmax(out.logits[0, :-1], -1)
-    ids = batch["input_ids"][0, 1:]
-    first = ex.labels.index(next(x for x in ex.labels if x != -100))
-    by_hand = -logp[first - 1:, :].gather(-1, ids[first - 1:, None]).mean()
-    assert torch.isclose(out.loss, by_hand, atol=1e-5)
+        loss = target_loss(model, collate(examples, tok.pad_token_id))
+        for ex in examples:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ex.input_ids])).logits[0, :-1], -1)
+            for t, label in enumerate(ex.labels[1:]):
+                if label != -100:
+                    total, count = total - float(logp[t, label]), count + 1
+    assert count == sum(x != -100 for ex in examples for x in ex.labels)
+    assert abs(float(loss) - total / count) < 1e-4
 
 
 def test_cli_full_fine_tune_then_answer_and_resume(file_store, tiny_lm, export_dir, models_dir, tmp_path):

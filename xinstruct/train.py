@@ -107,7 +107,11 @@ def encode_example(tokenizer, pair: SeedPair, max_tokens: int) -> Example:
 
 
 def collate(examples: Sequence[Example], pad_id: int):
-    """Right-padded tensors: input_ids, attention_mask, labels."""
+    """Left-padded tensors: input_ids, attention_mask, position_ids (counted from each row's first real token), labels.
+
+    Every row ends in the last column, so the labelled tokens (each row's end) lie together in the last columns and
+    `target_loss` projects onto the vocabulary only there.
+    """
     import torch
 
     width = max(len(e.input_ids) for e in examples)
@@ -116,8 +120,25 @@ def collate(examples: Sequence[Example], pad_id: int):
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for i, e in enumerate(examples):
         n = len(e.input_ids)
-        ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        ids[i, width - n:], labels[i, width - n:], mask[i, width - n:] = torch.tensor(e.input_ids), torch.tensor(e.labels), 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
+
+
+def target_loss(model, batch: dict):
+    """Mean cross-entropy over the labelled tokens of a `collate` batch (the same value as the model's own loss).
+
+    The model projects onto the vocabulary only from the column before the first labelled one (`logits_to_keep`):
+    with Gemma 3's 262k-token vocabulary, logits over whole sequences are most of a training step's time and memory.
+    """
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    first = int((labels != -100).any(0).nonzero()[0])  # first column holding a label (never 0: a prompt comes first)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=batch["position_ids"], logits_to_keep=labels.shape[1] - first + 1)
+    logits = out.logits[:, :-1]  # columns first-1 .. width-2 predict the tokens in columns first .. width-1
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels[:, first:].reshape(-1), ignore_index=-100)
 
 
 def micro_batches(examples: Sequence[Example], size: int, seed: int) -> Iterator[list[Example]]:
@@ -219,7 +240,7 @@ def _optimise(model, examples: list[Example], steps: int, cfg: TrainConfig, pad_
             step_loss = 0.0
             for _ in range(cfg.grad_accum):
                 batch = {k: v.to(device) for k, v in collate(next(batches), pad_id).items()}
-                loss = model(**batch).loss / cfg.grad_accum
+                loss = target_loss(model, batch) / cfg.grad_accum
                 loss.backward()
                 step_loss += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
