@@ -3,6 +3,7 @@ labelled for (issue 14: the generator's in-domain training data was 212 correcte
 
     .venv/bin/python bench/quality/gold.py todo --per-lang 80   # bench/out/quality/gold-todo/<lang>.jsonl for the readers
     .venv/bin/python bench/quality/gold.py check                # the readers' files, validated against shared/
+    .venv/bin/python bench/quality/gold.py train                # bench/out/quality/generator-train-gold.jsonl (seed format)
 
 Readers write `bench/quality/labels/<lang>.gold.jsonl`, one object per paragraph (GUIDE.md, "Writing instructions for
 paragraphs"): {"row", "text_sha256", "gold" (null when the paragraph is unusable as an answer), "note", "judge"}.
@@ -33,9 +34,10 @@ def labelled_rows() -> set[str]:
 
 
 def todo(lang: str, n: int) -> list[dict]:
-    done = labelled_rows()
+    """Up to n dev paragraphs of `lang` with neither a labelled draft nor a written instruction yet."""
+    done = labelled_rows() | {g["row"] for g in gold_records(lang)}
     rows = [r for r in shared_rows(lang) if split_of(r["doc_id"]) == "dev" and r["id"] not in done]
-    return pick(rows, n, f"xinstruct-gold-{lang}")
+    return pick(rows, n, f"xinstruct-gold-{lang}") if rows else []
 
 
 def gold_records(lang: str) -> list[dict]:
@@ -62,7 +64,7 @@ def train_rows() -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["todo", "check"])
+    ap.add_argument("what", choices=["todo", "check", "train"])
     ap.add_argument("--per-lang", type=int, default=80)
     args = ap.parse_args()
     if args.what == "todo":
@@ -76,6 +78,10 @@ def main() -> None:
             print(lang, len(rows), path)
     else:
         rows = train_rows()
+        if args.what == "train":
+            path = OUT / "generator-train-gold.jsonl"
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            print(f"wrote {path}")
         per = {lang: sum(r["lang"] == lang for r in rows) for lang in LANGS}
         print(f"{len(rows)} pairs with an instruction", per)
 
