@@ -22,6 +22,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RANK = {"accept": 2, "edit": 1, "reject": 0}
+# Kind of text of each source of ../shared/data/web (issue 14 asks for the targets per kind as well as overall).
+KIND = {"tydiqa-goldp": "encyclopedic", "iapp-wiki-qa": "encyclopedic", "xquad-translated": "encyclopedic",
+        "tquad": "encyclopedic", "idk-mrc-tydiqa": "encyclopedic", "masakhanews": "news", "baomoi-news": "news",
+        "bnlp-punct-news-reconstructed": "news", "bend-the-truth-real-news": "news", "ud-tamil-ttb": "news",
+        "hindi-discourse-stories": "fiction", "ud-finnish-tdt": "mixed (treebank)"}
 
 
 def _read(path: Path) -> list[dict]:
@@ -70,25 +75,28 @@ def report(out: str) -> dict:
     counts = {tag: Counter(v[tag] for v in both.values()) for tag in (a, b)}
     paired = Counter("better" if RANK[v[b]] > RANK[v[a]] else "worse" if RANK[v[b]] < RANK[v[a]] else "same"
                      for v in both.values())
+    source = {it["row"]: it["source"] for it in _read(HERE / f"candidates-{out}.jsonl")}
     by_lang: dict[str, Counter] = defaultdict(Counter)
+    by_kind: dict[str, Counter] = defaultdict(Counter)
     for row, v in both.items():
-        lang = row.split("-", 1)[0]
-        for tag in (a, b):
-            by_lang[lang][f"{tag}_kept"] += v[tag] != "reject"
-            by_lang[lang][f"{tag}_accept"] += v[tag] == "accept"
-        by_lang[lang]["n"] += 1
+        for group in (by_lang[row.split("-", 1)[0]], by_kind[KIND.get(source[row], "other")]):
+            for tag in (a, b):
+                group[f"{tag}_kept"] += v[tag] != "reject"
+                group[f"{tag}_accept"] += v[tag] == "accept"
+            group["n"] += 1
     n = len(both)
     result = {"paragraphs": n, "labelled_blind_items": len(labels), "paired": dict(paired),
               **{f"{tag}_{label}": counts[tag][label] for tag in (a, b) for label in RANK},
-              "by_lang": {lang: dict(c) for lang, c in sorted(by_lang.items())}}
+              "by_lang": {lang: dict(c) for lang, c in sorted(by_lang.items())},
+              "by_kind": {kind: dict(c) for kind, c in sorted(by_kind.items())}}
     print(f"{n} paragraphs judged blind with both drafts ({a} vs {b})")
     for tag in (a, b):
         c = counts[tag]
         print(f"  {tag}: accept {c['accept']} ({c['accept'] / max(n, 1):.1%}), edit {c['edit']}, reject {c['reject']}; "
               f"kept {(c['accept'] + c['edit']) / max(n, 1):.1%}")
     print(f"  {b} vs {a} per paragraph: better {paired['better']}, same {paired['same']}, worse {paired['worse']}")
-    for lang, c in sorted(by_lang.items()):
-        print(f"  {lang}: n={c['n']} kept {a} {c[f'{a}_kept']} / {b} {c[f'{b}_kept']}, "
+    for group, c in [*sorted(by_lang.items()), *sorted(by_kind.items())]:
+        print(f"  {group}: n={c['n']} kept {a} {c[f'{a}_kept']} / {b} {c[f'{b}_kept']}, "
               f"accept {a} {c[f'{a}_accept']} / {b} {c[f'{b}_accept']}")
     return result
 

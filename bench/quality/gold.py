@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from sample import LANGS, pick, shared_rows, split_of, text_hash  # noqa: E402
+from sample import LANGS, SHARED, pick, shared_rows, split_of, text_hash  # noqa: E402
 
 OUT = HERE.parents[0] / "out" / "quality"
 
@@ -45,11 +45,12 @@ def gold_records(lang: str) -> list[dict]:
     return [json.loads(x) for x in path.open(encoding="utf-8") if x.strip()] if path.exists() else []
 
 
-def train_rows() -> list[dict]:
-    """Seed-format pairs (paragraph, reader's instruction) for `xinstruct train generator`, checked against shared/."""
+def train_rows(shared: Path = SHARED) -> list[dict]:
+    """Seed-format pairs (paragraph, reader's instruction) for `xinstruct train generator`, checked against shared/:
+    each row must be there with the text it was written for, and of a dev-split document."""
     out = []
     for lang in LANGS:
-        by_id = {r["id"]: r for r in shared_rows(lang)}
+        by_id = {r["id"]: r for r in shared_rows(lang, shared)}
         for i, g in enumerate(gold_records(lang), 1):
             src = by_id.get(g["row"])
             where = f"labels/{lang}.gold.jsonl line {i}"

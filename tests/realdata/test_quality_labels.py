@@ -58,6 +58,16 @@ def test_labelled_set_matches_the_shared_paragraphs_and_readers_agree(shared_dat
     assert len(both) >= 100 and kappa >= 0.6
 
 
+def test_written_instructions_are_for_dev_paragraphs_of_shared(shared_data, monkeypatch):
+    """The readers' instructions that train the generator (bench/quality/gold.py) name shared paragraphs by row and
+    text hash, and none is for a test-split document (gold.train_rows stops on either)."""
+    monkeypatch.syspath_prepend(str(QUALITY))
+    import gold
+
+    rows = gold.train_rows(shared_data / "web")
+    assert len(rows) >= 1000 and {r["lang"] for r in rows} == set(gold.LANGS)
+
+
 @pytest.mark.slow
 def test_trained_evaluator_beats_the_gain_score_on_held_out_drafts(shared_data):
     test = sorted(labelled(shared_data, "test"), key=lambda x: x.id)
