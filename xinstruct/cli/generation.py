@@ -41,24 +41,28 @@ def generate(cfg: generate_mod.GenerateConfig, db: DbOption = None) -> None:
                f"({stats['seconds']} s in the model)")
 
 
+TRAIN = train_mod.TrainConfig  # the defaults of `train generator` are TrainConfig's
+
+
 @train_app.command("generator")
 def train_generator(
     seed: Annotated[Optional[list[Path]], typer.Option(
         "--seed", help="Seed file(s) of pairs (default: the packaged seed set).")] = None,
     lang: Annotated[Optional[list[str]], typer.Option(help="Train on these languages only (repeatable).")] = None,
-    base: Annotated[str, typer.Option(help="Base model: gemma3-270m, a folder or a model version.")] = "gemma3-270m",
-    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapter (default) or full fine-tune.")] = True,
-    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the seed pairs (at least 0.01).")] = 1.5,
-    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = None,
-    lr: Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (above 0).")] = 2e-4,
-    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per forward pass.")] = 4,
-    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")] = 2,
-    max_tokens: Annotated[int, typer.Option(min=32, help="Longest example in tokens (the text is cut, never the instruction).")] = 256,
+    base: Annotated[str, typer.Option(help="Base model: gemma3-270m, a folder or a model version.")] = TRAIN.base,
+    lora: Annotated[bool, typer.Option("--lora/--full", help="LoRA adapter (default) or full fine-tune.")] = TRAIN.lora,
+    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the seed pairs (at least 0.01).")] = TRAIN.epochs,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = TRAIN.max_steps,
+    lr: Annotated[float, typer.Option(min=1e-8, help="Peak learning rate (above 0).")] = TRAIN.lr,
+    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per forward pass.")] = TRAIN.batch_size,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Forward passes per optimizer step.")] = TRAIN.grad_accum,
+    max_tokens: Annotated[int, typer.Option(min=32, help="Longest example in tokens (the text is cut, never the "
+                                            "instruction).")] = TRAIN.max_tokens,
     holdout_every: Annotated[int, typer.Option(min=0,
-        help="Hold out every N-th pair per language for evaluation (0 = train on all).")] = 0,
-    fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = False,
-    name: Annotated[Optional[str], typer.Option(help="Version name (default: backward-<data hash>).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+        help="Hold out every N-th pair per language for evaluation (0 = train on all).")] = TRAIN.holdout_every,
+    fp16: Annotated[bool, typer.Option(help="Save the LoRA weights in fp16 (half the size).")] = TRAIN.fp16,
+    name: Annotated[Optional[str], typer.Option(help="Version name (default: backward-<data hash>).")] = TRAIN.name,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = TRAIN.device,
     db: DbOption = None,
 ) -> None:
     """Train the backward model (native text -> English instruction) on seed pairs and register it.
