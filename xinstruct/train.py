@@ -57,9 +57,9 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps; overrides epochs when set
     batch_size: int = 4  # pairs per forward pass
     grad_accum: int = 2  # forward passes per optimizer step (effective batch = batch_size * grad_accum)
-    # 400 tokens hold the 1,000 characters of text that generation shows the model (GenerateConfig.max_text_chars) for
-    # nearly every real web paragraph of the ten languages; at 256, more than half were cut shorter than that.
-    max_tokens: int = 400  # longest example in tokens; the text is shortened to fit, never the instruction
+    # 256 cuts more than half of the real web paragraphs shorter than generation shows them (1,000 characters; 400
+    # tokens hold nearly all); xi-backward-v4 was trained at 400 and judged no better than v3 (BENCHMARKS.md).
+    max_tokens: int = 256  # longest example in tokens; the text is shortened to fit, never the instruction
     fp16: bool = False  # save LoRA weights in fp16 (half the size; cast back to the model's dtype when loaded)
     seed: int = 0  # random seed (shuffling, LoRA init)
     device: str | None = None  # cpu or cuda; None = cuda when available
