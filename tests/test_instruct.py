@@ -192,6 +192,13 @@ def test_the_loss_counts_response_tokens_only(tiny_lm):
     assert count == sum(x != -100 for ex in examples for x in ex.labels)
     assert abs(float(loss) - total / count) < 1e-4
 
+    class NoLogitsToKeep(torch.nn.Module):  # a model class whose forward has no logits_to_keep (remote code)
+        def forward(self, input_ids, attention_mask, position_ids):
+            return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+
+    with torch.no_grad():
+        assert abs(float(target_loss(NoLogitsToKeep(), collate(examples, tok.pad_token_id))) - total / count) < 1e-4
+
 
 def test_cli_full_fine_tune_then_answer_and_resume(file_store, tiny_lm, export_dir, models_dir, tmp_path):
     db = str(file_store.path)

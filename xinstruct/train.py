@@ -137,9 +137,13 @@ def target_loss(model, batch: dict):
 
     labels = batch["labels"]
     first = int((labels != -100).any(0).nonzero()[0])  # first column holding a label (never 0: a prompt comes first)
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=batch["position_ids"], logits_to_keep=labels.shape[1] - first + 1)
-    logits = out.logits[:, :-1]  # columns first-1 .. width-2 predict the tokens in columns first .. width-1
+    keep = labels.shape[1] - first + 1
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
+    try:
+        out = model(**inputs, logits_to_keep=keep)
+    except TypeError:  # a model class without logits_to_keep (remote code): all logits, the same loss, slower
+        out = model(**inputs)
+    logits = out.logits[:, -keep:-1]  # columns first-1 .. width-2 predict the tokens in columns first .. width-1
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels[:, first:].reshape(-1), ignore_index=-100)
 
 
