@@ -118,6 +118,27 @@ def test_generate_keeps_the_draft_the_evaluator_prefers(store, monkeypatch, tmp_
     assert '"samples": 3' in sampling
 
 
+def test_a_grounded_draft_beats_an_ungrounded_one_with_a_higher_p_keep(store, monkeypatch, tmp_path):
+    """Among the drafts of one document, one naming something the text does not is kept only when every draft does."""
+    from tests.conftest import write_jsonl
+    from xinstruct import generate
+    from xinstruct.ingest import IngestConfig, ingest
+    from xinstruct.models.fake import FakeModel
+
+    text = ("Dar es Salaam ni mji mkubwa zaidi nchini Tanzania na bandari muhimu ya Afrika Mashariki. Mji huu una "
+            "wakazi wengi na biashara nyingi, na meli kutoka nchi nyingi hufika bandarini kila siku ya wiki.") * 3
+    scored = {"Describe the port city of Mombasa in Kenya.": evaluator.Assessment(0.9, {}, ["Mombasa"], "x"),
+              "Describe a large port city of East Africa.": evaluator.Assessment(0.4, {}, [], "")}
+    drafts = iter(scored)
+    model = FakeModel(name="fake-1", generate_fn=lambda p: next(drafts))
+    monkeypatch.setattr(evaluator, "current", lambda store=None: _scalar_evaluator(feature_model="fake-1"))
+    monkeypatch.setattr(evaluator, "assess", lambda ev, m, items: [scored[i] for i, _, _ in items])
+    ingest(store, [write_jsonl(tmp_path / "sw.jsonl", [{"text": text, "lang": "sw"}])], IngestConfig(progress=False))
+    generate.run(store, generate.GenerateConfig(samples=2, progress=False), model=model)
+    with store.session() as tx:
+        assert tx.scalar("SELECT instruction FROM candidates") == "Describe a large port city of East Africa."
+
+
 def test_the_shipped_evaluator_scores_with_the_adapter_it_was_trained_on():
     """The shipped generator adapter may be newer than the evaluator: the evaluator's features must still come from
     the exact model it was trained on (its own copy of that adapter), and a missing one is refused, not substituted."""

@@ -211,7 +211,8 @@ def run(store: Store, cfg: GenerateConfig | None = None, model: Model | None = N
 
 class DraftChooser:
     """Best of several drafts per document: the first (as configured) plus `samples - 1` sampled ones, each parsed;
-    the trained evaluator (which sees the grounding check) scores the ones that parse and the best is kept."""
+    the trained evaluator scores the ones that parse, and the best is kept: grounded (every name and number found
+    in the text) first, then by P(keep)."""
 
     def __init__(self, model: Model, cfg: GenerateConfig, store: Store | None = None):
         from . import evaluator as trained
@@ -240,15 +241,18 @@ class DraftChooser:
                     seen.add(instruction)
                     options.append((i, g, instruction))
         scores = assess(self.ev, self.scorer, [(ins, docs[i].text, docs[i].lang) for i, _, ins in options])
-        best: dict[int, tuple[float, Generation]] = {}
+        # A draft whose names and numbers are all in the text beats one that names something the text does not
+        # (invented entities are the commonest reason reviewers reject drafts); then the higher P(keep) wins.
+        best: dict[int, tuple[tuple[bool, float], Generation]] = {}
         for (i, g, _), a in zip(options, scores):
-            if i not in best or a.p_keep > best[i][0]:
-                best[i] = (a.p_keep, g)
+            rank = (not a.missing, a.p_keep)
+            if i not in best or rank > best[i][0]:
+                best[i] = (rank, g)
         out = []
         for i, gens in enumerate(drafts):
             chosen = best[i][1] if i in best else gens[0]  # none parsed: keep the first (it is rejected with its reason)
             out.append(Generation(chosen.text, n_tokens=sum(g.n_tokens for g in gens),
-                                  meta={"drafts": len(gens), "p_keep": best[i][0] if i in best else None}))
+                                  meta={"drafts": len(gens), "p_keep": best[i][0][1] if i in best else None}))
         return out
 
 
