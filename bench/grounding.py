@@ -13,7 +13,10 @@ the way an English instruction names them ("Chiang Mai", "Jayalalithaa", "1884" 
   `prepare` on the 20 longest paragraphs of each language (cut at 3,000 characters) with an empty word cache;
 * seed pairs: human-written English instructions with their native responses (../shared/data/seed, bn fi tr vi): the
   share of their spans found, an upper bound on false alarms (a question's entities need not recur in its answer);
-* baseline, same run: the span as a case-folded substring of the text (numbers: the digits as written in English).
+* baseline, same run: the span as a case-folded substring of the text (numbers: the digits as written in English);
+* readers' drafts: every generated draft a reader judged (bench/quality/labels, pass 1, deduplicated by paragraph and
+  instruction), by split: the share of drafts the reader marked `invented_entity` that the check flags, and the share
+  of accepted or edited drafts it flags (false alarms). What the generator really writes, not a swap.
 """
 
 from __future__ import annotations
@@ -447,6 +450,48 @@ def seed_pairs(seed: Path) -> dict:
     return res
 
 
+def readers(data: Path, quality: Path = ROOT / "bench" / "quality") -> dict:
+    """The check on the drafts readers judged: flagged share of invented-entity drafts and of keepable ones."""
+    cands = {}
+    for f in sorted(quality.glob("candidates-*.jsonl")):
+        for line in f.open(encoding="utf-8"):
+            c = json.loads(line)
+            cands[c["id"]] = c
+    texts = {}
+    for f in sorted(data.glob("*.jsonl")):
+        for line in f.open(encoding="utf-8"):
+            row = json.loads(line)
+            texts[row["id"]] = row["text"]
+    seen: set[tuple[str, str]] = set()
+    tally: dict = {}
+    for f in sorted((quality / "labels").glob("*.pass1.jsonl")):
+        for line in f.open(encoding="utf-8"):
+            lab = json.loads(line)
+            c = cands.get(lab["id"])
+            if c is None or (c["row"], c["instruction"]) in seen:
+                continue
+            seen.add((c["row"], c["instruction"]))
+            flagged = bool(check(c["instruction"], texts[c["row"]], c["lang"]).missing)
+            cls = "invented" if "invented_entity" in (lab.get("failures") or []) else \
+                "kept" if lab["label"] in ("accept", "edit") else "other_reject"
+            for split in (c["split"], "all"):
+                t = tally.setdefault(split, {}).setdefault(c["lang"], {}).setdefault(cls, [0, 0])
+                t[0] += flagged
+                t[1] += 1
+    out = {}
+    for split, by_lang in tally.items():
+        out[split] = {}
+        for lang in sorted(by_lang) + ["all"]:
+            rows = by_lang.values() if lang == "all" else [by_lang[lang]]
+            cell = {}
+            for cls in ("invented", "kept", "other_reject"):
+                n = sum(r.get(cls, [0, 0])[1] for r in rows)
+                k = sum(r.get(cls, [0, 0])[0] for r in rows)
+                cell[cls] = {"flagged": round(k / n, 3) if n else None, "n": n}
+            out[split][lang] = cell
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "web")
@@ -457,6 +502,7 @@ def main() -> None:
     res["held_out"] = run(args.data, HELD_OUT)
     res["long_texts"] = long_text_speed(args.data)
     res["seed"] = seed_pairs(args.data.parent / "seed")
+    res["readers"] = readers(args.data)
     if not args.quiet:
         for part in (res, res["held_out"]):
             for lang, v in part["languages"].items():
@@ -475,6 +521,12 @@ def main() -> None:
         print(f"| {lang} | {v['recall']:.2f} ({v['true_spans']}) | {v['swapped_missing']:.2f} ({v['swapped_spans']}) | "
               f"{v['baseline_recall']:.2f} / {v['baseline_swapped_missing']:.2f} |")
     print("held out overall", res["held_out"]["overall"])
+    print("readers' drafts: | split | lang | invented flagged | kept (accept/edit) flagged | other rejects flagged |")
+    for split in ("dev", "test", "all"):
+        for lang, v in res["readers"].get(split, {}).items():
+            print(f"| {split} | {lang} | " + " | ".join(
+                f"{v[c]['flagged']:.2f} ({v[c]['n']})" if v[c]["n"] else "-" for c in ("invented", "kept", "other_reject"))
+                + " |")
     print("overall", res["overall"], "\nspeed", res["speed_ms"], "\nseed", res["seed"], "\nmachine", res["machine"])
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, ensure_ascii=False))

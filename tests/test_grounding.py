@@ -52,6 +52,15 @@ def test_names_and_numbers_are_found_across_scripts_and_invented_ones_are_missin
         assert g.share_found == 0.0
 
 
+def test_a_name_must_end_near_a_word_end_not_inside_the_next_word():
+    # "Buddhists" (p-t-s-t-s) is one edit from পূজিত (p-s-t) plus the first letter of হস্তিদেবতা (s-t-p-t): a chance
+    # match that runs three letters into a word. The generator's drafts were grounded this way (bench/grounding.py,
+    # readers' drafts); "Ganesha" is in the text with a case ending.
+    g = check("Why do Buddhists worship Ganesha?", "গ্রামে পূজিত হস্তিদেবতা গণেশের মূর্তি আছে।", "bn")
+    assert [s.text for s in g.missing] == ["Buddhists"]
+    assert [s.text for s in g.found] == ["Ganesha"]
+
+
 def test_countries_and_languages_match_their_names_in_the_text_language():
     cases = [("fi", "Hän muutti Saksaan ja opiskeli arabiaa.", ["Germany", "Arabic"], ["France"]),
              ("tr", "Almanya'dan Hollanda'ya gitti.", ["Germany", "the Netherlands"], ["Greece"]),
