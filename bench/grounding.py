@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import cpu_name  # noqa: E402
+from bench.quality.labels import read_jsonl  # noqa: E402
 from xinstruct import grounding  # noqa: E402
 from xinstruct.grounding import check, prepare  # noqa: E402
 
@@ -314,8 +315,10 @@ HELD_OUT: dict[str, list[tuple[str, str, list[str]]]] = {
 }
 
 
-def load(data: Path) -> dict[str, str]:
-    wanted = {pid for cases in (CASES, HELD_OUT) for c in cases.values() for pid, _, _ in c}
+def load(data: Path, wanted: set[str] | None = None) -> dict[str, str]:
+    """Paragraph id -> text for `wanted` (default: the paragraphs of CASES and HELD_OUT)."""
+    if wanted is None:
+        wanted = {pid for cases in (CASES, HELD_OUT) for c in cases.values() for pid, _, _ in c}
     texts = {}
     for f in sorted(data.glob("*.jsonl")):
         for line in f.open(encoding="utf-8"):
@@ -450,45 +453,34 @@ def seed_pairs(seed: Path) -> dict:
     return res
 
 
+_CLASSES = ("invented", "kept", "other_reject")  # what the reader said of a draft (`readers`)
+
+
 def readers(data: Path, quality: Path = ROOT / "bench" / "quality") -> dict:
-    """The check on the drafts readers judged: flagged share of invented-entity drafts and of keepable ones."""
-    cands = {}
-    for f in sorted(quality.glob("candidates-*.jsonl")):
-        for line in f.open(encoding="utf-8"):
-            c = json.loads(line)
-            cands[c["id"]] = c
-    texts = {}
-    for f in sorted(data.glob("*.jsonl")):
-        for line in f.open(encoding="utf-8"):
-            row = json.loads(line)
-            texts[row["id"]] = row["text"]
-    seen: set[tuple[str, str]] = set()
-    tally: dict = {}
+    """The check on the drafts readers judged: flagged share of invented-entity drafts, of kept ones, of other rejects,
+    by split ("dev", "test", "all") and language (and "all")."""
+    cands = {c["id"]: c for f in sorted(quality.glob("candidates-*.jsonl")) for c in read_jsonl(f)}
+    judged: dict[tuple[str, str], tuple[dict, dict]] = {}  # (paragraph, instruction) -> (candidate, first label)
     for f in sorted((quality / "labels").glob("*.pass1.jsonl")):
-        for line in f.open(encoding="utf-8"):
-            lab = json.loads(line)
+        for lab in read_jsonl(f):
             c = cands.get(lab["id"])
-            if c is None or (c["row"], c["instruction"]) in seen:
-                continue
-            seen.add((c["row"], c["instruction"]))
-            flagged = bool(check(c["instruction"], texts[c["row"]], c["lang"]).missing)
-            cls = "invented" if "invented_entity" in (lab.get("failures") or []) else \
-                "kept" if lab["label"] in ("accept", "edit") else "other_reject"
-            for split in (c["split"], "all"):
-                t = tally.setdefault(split, {}).setdefault(c["lang"], {}).setdefault(cls, [0, 0])
-                t[0] += flagged
-                t[1] += 1
-    out = {}
-    for split, by_lang in tally.items():
-        out[split] = {}
-        for lang in sorted(by_lang) + ["all"]:
-            rows = by_lang.values() if lang == "all" else [by_lang[lang]]
-            cell = {}
-            for cls in ("invented", "kept", "other_reject"):
-                n = sum(r.get(cls, [0, 0])[1] for r in rows)
-                k = sum(r.get(cls, [0, 0])[0] for r in rows)
-                cell[cls] = {"flagged": round(k / n, 3) if n else None, "n": n}
-            out[split][lang] = cell
+            if c is not None:
+                judged.setdefault((c["row"], c["instruction"]), (c, lab))
+    texts = load(data, {row for row, _ in judged})
+    counts: dict[tuple[str, str, str], list[int]] = {}  # (split, lang, class) -> [flagged, drafts]
+    for (row, instruction), (c, lab) in judged.items():
+        flagged = bool(check(instruction, texts[row], c["lang"]).missing)
+        cls = "invented" if "invented_entity" in (lab.get("failures") or []) else \
+            "kept" if lab["label"] in ("accept", "edit") else "other_reject"
+        for split in (c["split"], "all"):
+            for lang in (c["lang"], "all"):
+                cell = counts.setdefault((split, lang, cls), [0, 0])
+                cell[0] += flagged
+                cell[1] += 1
+    out: dict = {}
+    for (split, lang, cls), (k, n) in sorted(counts.items(), key=lambda kv: (kv[0][1] == "all", kv[0])):
+        cells = out.setdefault(split, {}).setdefault(lang, {c: {"flagged": None, "n": 0} for c in _CLASSES})
+        cells[cls] = {"flagged": round(k / n, 3), "n": n}
     return out
 
 
@@ -525,7 +517,7 @@ def main() -> None:
     for split in ("dev", "test", "all"):
         for lang, v in res["readers"].get(split, {}).items():
             print(f"| {split} | {lang} | " + " | ".join(
-                f"{v[c]['flagged']:.2f} ({v[c]['n']})" if v[c]["n"] else "-" for c in ("invented", "kept", "other_reject"))
+                f"{v[c]['flagged']:.2f} ({v[c]['n']})" if v[c]["n"] else "-" for c in _CLASSES)
                 + " |")
     print("overall", res["overall"], "\nspeed", res["speed_ms"], "\nseed", res["seed"], "\nmachine", res["machine"])
     if args.json:

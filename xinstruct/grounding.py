@@ -150,8 +150,9 @@ _LATIN_SKELETON_MIN = 4  # shorter skeletons of names in Latin-script texts matc
 _MIN_LEN = 3  # a word whose key is shorter is no evidence on its own ('Ali' is 'l' in consonants)
 _LATIN = {"fi", "id", "sw", "tr", "vi"}
 # How much of the last word a match may leave over (case endings, postpositions written together). Every match must
-# end this near a word end: a long key that ends mid-word is chance ('Sreenath Rao' as s-r-n-r inside a Bengali word;
-# measured on readers' drafts in bench/grounding.py, no true span lost). Thai has no spaces to end at.
+# end this near a word end: a long key that runs on into the next word is chance ('Buddhists' as p-s-t of one Bengali
+# word plus the s of the next; measured on readers' drafts in bench/grounding.py, no true span lost). Thai has no
+# spaces to end at.
 _TAIL = {"bn": 2, "hi": 1, "ta": 3, "ur": 1, "th": None, "fi": 4, "tr": 4, "id": 3, "sw": 2, "vi": 0}
 _PREFIXES = {"sw": ("m", "wa", "ki", "u", "ji", "ma", "vi"), "id": ("ke", "di", "se", "ber", "ter", "me", "pe")}
 
